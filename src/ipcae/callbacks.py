@@ -1,0 +1,100 @@
+"""Callbacks: Gumbel-softmax temperature annealing and per-epoch selection diagnostics."""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+
+from ipcae.errors import ConfigError
+from ipcae.metrics import gjsd, mean_max_probability, unique_percentage
+
+SCHEDULES = ("exponential", "linear")
+CADENCES = ("epoch", "step")
+
+
+def annealed_temperature(progress: float, start: float, end: float, schedule: str = "exponential") -> float:
+    """Temperature after a fraction ``progress`` of training, floored at ``end``.
+
+    exponential: start * (end / start) ** progress; linear: start + (end - start) * progress.
+    """
+    if schedule == "exponential":
+        value = start * (end / start) ** progress
+    elif schedule == "linear":
+        value = start + (end - start) * progress
+    else:
+        raise ConfigError(f"callbacks.temperature.schedule={schedule!r}: use one of {', '.join(SCHEDULES)}")
+    return max(value, end)
+
+
+class TemperatureAnnealing(L.Callback):
+    """Sets the selector's temperature from ``start`` down to ``end`` during training.
+
+    ``every="epoch"`` (the reference): T_e = start * (end / start) ** (e / E) for epochs
+    e = 0..E-1, so the last epoch runs slightly above ``end``. ``every="step"`` uses the optimiser
+    step count over the total number of steps instead.
+    """
+
+    def __init__(self, start: float = 10.0, end: float = 0.01, schedule: str = "exponential", every: str = "epoch") -> None:
+        if not (start > 0 and end > 0):
+            raise ConfigError(f"temperatures must be positive (start={start}, end={end})")
+        if every not in CADENCES:
+            raise ConfigError(f"callbacks.temperature.every={every!r}: use one of {', '.join(CADENCES)}")
+        annealed_temperature(0.0, start, end, schedule)  # validates the schedule name
+        self.start, self.end, self.schedule, self.every = start, end, schedule, every
+
+    def temperature_at(self, progress: float) -> float:
+        return annealed_temperature(progress, self.start, self.end, self.schedule)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every == "epoch":
+            pl_module.selector.set_temperature(self.temperature_at(trainer.current_epoch / trainer.max_epochs))
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:  # noqa: ANN001
+        if self.every == "step":
+            total = max(trainer.estimated_stepping_batches, 1)
+            pl_module.selector.set_temperature(self.temperature_at(trainer.global_step / total))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("train/temperature", pl_module.selector.temperature)
+
+
+class SelectionMonitor(L.Callback):
+    """Logs, once per epoch, how the noise-free selection looks.
+
+    ``train/unique_pct`` and ``val/unique_pct``: 100 * distinct argmax features / K, exactly what the
+    decoder gets at evaluation; ``train/max_prob``: mean over rows of the largest selection
+    probability (1 once converged); ``train/gjsd``: diversity of the K rows, in [0, log K].
+    """
+
+    @torch.no_grad()
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        selector = pl_module.selector
+        probs = selector.probabilities()
+        pl_module.log_dict(
+            {
+                "train/unique_pct": unique_percentage(selector.selected_indices()),
+                "train/max_prob": mean_max_probability(probs),
+                "train/gjsd": gjsd(probs),
+            }
+        )
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            pl_module.log("val/unique_pct", unique_percentage(pl_module.selector.selected_indices()))
+
+
+class EpochTimer(L.Callback):
+    """Wall time of each training epoch, its validation included (``results.json: epoch_seconds``)."""
+
+    def __init__(self) -> None:
+        self.epoch_seconds: list[float] = []
+        self._started = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch_seconds.append(time.perf_counter() - self._started)

@@ -1,0 +1,176 @@
+"""What ``src/train.py`` and ``src/eval.py`` run: build everything from a Hydra config, fit, test, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ipcae.data import InMemoryDataModule
+from ipcae.errors import ConfigError
+from ipcae.metrics import unique_percentage
+from ipcae.module import FeatureSelectionModule
+from ipcae.results import versions, write_json_atomic
+from ipcae.selectors import check_k
+
+log = logging.getLogger("ipcae")
+RESULTS_FILE = "results.json"
+
+
+def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
+    datamodule: InMemoryDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def build_model(cfg: DictConfig, datamodule: InMemoryDataModule) -> FeatureSelectionModule:
+    check_k(cfg.model.k, datamodule.num_features)  # before Hydra could wrap the error
+    kwargs = OmegaConf.to_container(cfg.model, resolve=True)
+    model_class = get_class(kwargs.pop("_target_"))
+    return model_class(
+        num_features=datamodule.num_features,
+        num_classes=datamodule.num_classes if cfg.task.name == "classification" else None,
+        task=cfg.task.name,
+        **kwargs,
+    )
+
+
+def build_list(section: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a ``_target_`` of a config group such as ``callbacks``."""
+    if not section:
+        return []
+    return [instantiate(c) for c in section.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def finish_loggers(loggers: list[Any]) -> None:
+    """Close wandb runs, so that each job of a multirun gets a run of its own."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    return path or None
+
+
+def checkpoint_epoch(path: str | None, default: int) -> int:
+    if path is None:
+        return default
+    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+
+
+def summarize(
+    cfg: DictConfig,
+    model: FeatureSelectionModule,
+    datamodule: InMemoryDataModule,
+    test_metrics: dict[str, float],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The fields of ``results.json`` (see the README)."""
+    indices = model.selector.selected_indices().cpu()
+    names = datamodule.feature_names
+    splits = datamodule.load()
+    task = model.task
+    wanted = ("accuracy", "loss") if task == "classification" else ("mse", "loss")
+    return {
+        "model": model.hparams.name,
+        "selector": model.hparams.selector["_target_"].rsplit(".", 1)[-1],
+        "dataset": datamodule.name,
+        "task": task,
+        "k": model.selector.k,
+        "seed": cfg.seed,
+        "selected_indices": indices.tolist(),
+        "selected_features": [names[i] for i in indices.tolist()],
+        "unique_pct": float(unique_percentage(indices)),
+        "test": {name: float(test_metrics[f"test/{name}"]) for name in wanted},
+        **extra,
+        "n_train": splits.sizes[0],
+        "n_val": splits.sizes[1],
+        "n_test": splits.sizes[2],
+        "n_features": splits.num_features,
+        "n_classes": splits.num_classes if task == "classification" else None,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "versions": versions(),
+    }
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit with model selection on validation loss, test the best checkpoint, write results.json."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    callbacks = build_list(cfg.get("callbacks"))
+    loggers = build_list(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    try:
+        started = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        train_seconds = time.perf_counter() - started
+        best = best_checkpoint(trainer)
+        (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    finally:
+        finish_loggers(loggers)
+    if not trainer.is_global_zero:
+        return {}
+    timer = next((c for c in callbacks if hasattr(c, "epoch_seconds")), None)
+    results = summarize(
+        cfg,
+        model,
+        datamodule,
+        test_metrics,
+        best_epoch=checkpoint_epoch(best, default=trainer.current_epoch - 1),
+        epochs=trainer.current_epoch,
+        train_seconds=round(train_seconds, 3),
+        epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
+    )
+    path = write_json_atomic(Path(cfg.paths.output_dir) / RESULTS_FILE, results)
+    report(results, path)
+    return results
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test a trained checkpoint on a dataset's test split and write the same results.json."""
+    if not cfg.get("ckpt_path") or not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.get('ckpt_path')!r} is not a checkpoint file: pass ckpt_path=/path/to/run/checkpoints/<name>.ckpt")
+    datamodule = build_datamodule(cfg)
+    model = FeatureSelectionModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    if model.hparams.num_features != datamodule.num_features:
+        raise ConfigError(
+            f"the checkpoint selects from {model.hparams.num_features} features but data={datamodule.name} "
+            f"has {datamodule.num_features}: pass the dataset it was trained on"
+        )
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    (test_metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    results = summarize(
+        cfg,
+        model,
+        datamodule,
+        test_metrics,
+        best_epoch=checkpoint_epoch(cfg.ckpt_path, default=-1),
+        epochs=None,
+        train_seconds=None,
+        epoch_seconds=None,
+        checkpoint=str(Path(cfg.ckpt_path).resolve()),
+    )
+    path = write_json_atomic(Path(cfg.paths.output_dir) / RESULTS_FILE, results)
+    report(results, path)
+    return results
+
+
+def report(results: dict[str, Any], path: Path) -> None:
+    metrics = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items())
+    print(f"{results['model']} on {results['dataset']} ({results['task']}, K={results['k']}, seed={results['seed']})")
+    print(f"test: {metrics}; unique features: {results['unique_pct']:.0f}%")
+    print(f"selected: {', '.join(results['selected_features'])}")
+    print(f"results: {path}")
