@@ -36,7 +36,9 @@ class TemperatureAnnealing(L.Callback):
     step count over the total number of steps instead.
     """
 
-    def __init__(self, start: float = 10.0, end: float = 0.01, schedule: str = "exponential", every: str = "epoch") -> None:
+    def __init__(
+        self, start: float = 10.0, end: float = 0.01, schedule: str = "exponential", every: str = "epoch"
+    ) -> None:
         if not (start > 0 and end > 0):
             raise ConfigError(f"temperatures must be positive (start={start}, end={end})")
         if every not in CADENCES:
@@ -51,7 +53,7 @@ class TemperatureAnnealing(L.Callback):
         if self.every == "epoch":
             pl_module.selector.set_temperature(self.temperature_at(trainer.current_epoch / trainer.max_epochs))
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if self.every == "step":
             total = max(trainer.estimated_stepping_batches, 1)
             pl_module.selector.set_temperature(self.temperature_at(trainer.global_step / total))

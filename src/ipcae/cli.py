@@ -29,7 +29,7 @@ def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
     """Run ``fn``; a user error is printed as ``error: <message>`` and the process exits with 2."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> T:  # noqa: ANN002, ANN003
+    def wrapper(*args, **kwargs) -> T:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:

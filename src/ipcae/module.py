@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from ipcae.errors import ConfigError, IpcaeError
 from ipcae.selectors import Selector, check_k
 
+
 class TrainingDiverged(IpcaeError):
     """The training loss is no longer finite."""
 

@@ -83,7 +83,7 @@ class DirectSelector(Selector):
     every row starts nearly uniform. ``init="glorot_normal"``: the original Keras CAE.
     """
 
-    def __init__(self, num_features: int, k: int, init: str = "uniform", **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, num_features: int, k: int, init: str = "uniform", **kwargs) -> None:
         super().__init__(num_features, k, **kwargs)
         log_alpha = torch.empty(k, num_features)
         if init == "uniform":
@@ -106,7 +106,7 @@ class IndirectSelector(Selector):
     ``embedding_dim`` is P and defaults to D.
     """
 
-    def __init__(self, num_features: int, k: int, embedding_dim: int | None = None, **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, num_features: int, k: int, embedding_dim: int | None = None, **kwargs) -> None:
         super().__init__(num_features, k, **kwargs)
         p = embedding_dim or num_features
         if p < 1:
@@ -116,4 +116,3 @@ class IndirectSelector(Selector):
 
     def logits(self) -> Tensor:
         return self.projection(self.embedding)
-

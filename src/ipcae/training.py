@@ -142,7 +142,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test a trained checkpoint on a dataset's test split and write the same results.json."""
     if not cfg.get("ckpt_path") or not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={cfg.get('ckpt_path')!r} is not a checkpoint file: pass ckpt_path=/path/to/run/checkpoints/<name>.ckpt")
+        raise ConfigError(
+            f"ckpt_path={cfg.get('ckpt_path')!r} is not a checkpoint file: "
+            "pass ckpt_path=<run dir>/checkpoints/<name>.ckpt"
+        )
     datamodule = build_datamodule(cfg)
     model = FeatureSelectionModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
     if model.hparams.num_features != datamodule.num_features:

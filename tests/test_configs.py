@@ -1,0 +1,116 @@
+"""Every Hydra config composes, and the pieces it names instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from ipcae.data import InMemoryDataModule
+from ipcae.training import build_list, build_model
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path)
+    return cfg
+
+
+@pytest.mark.parametrize("model", group_options("model"))
+@pytest.mark.parametrize("task", group_options("task"))
+@pytest.mark.parametrize("decoder", group_options("model/decoder"))
+def test_model_configs_build_a_module(model: str, task: str, decoder: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"model={model}", f"task={task}", f"model/decoder={decoder}"], tmp_path)
+    datamodule = InMemoryDataModule("digits")
+    module = build_model(cfg, datamodule)
+    assert module.selector.k == cfg.data.k
+    assert module.task == task
+    assert module.hparams.name == model
+
+
+def test_selector_group_overrides_the_preset(tmp_path: Path) -> None:
+    cfg = compose_train(["model=cae", "model/selector=indirect", "model.selector.embedding_dim=16"], tmp_path)
+    module = build_model(cfg, InMemoryDataModule("digits"))
+    assert type(module.selector).__name__ == "IndirectSelector"
+    assert module.selector.embedding.shape == (10, 16)
+
+
+def test_gjsd_preset_is_direct_with_a_diversity_weight(tmp_path: Path) -> None:
+    cfg = compose_train(["model=gjsd"], tmp_path)
+    assert cfg.model.selector._target_.endswith("DirectSelector")
+    assert cfg.model.selector.diversity_weight > 0
+
+
+@pytest.mark.parametrize("data", group_options("data"))
+def test_data_configs_compose(data: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"data={data}"], tmp_path)
+    assert cfg.data.name == data
+    assert cfg.model.k == cfg.data.k
+    datamodule = instantiate(cfg.data)  # loads nothing until setup
+    assert isinstance(datamodule, InMemoryDataModule)
+
+
+@pytest.mark.parametrize("trainer", group_options("trainer"))
+def test_trainer_configs_compose(trainer: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"trainer={trainer}"], tmp_path)
+    assert cfg.trainer._target_.startswith("lightning.")
+    if trainer in ("default", "cpu"):
+        instantiate(cfg.trainer, accelerator="cpu", logger=False)
+
+
+@pytest.mark.parametrize("logger", group_options("logger"))
+def test_logger_configs_instantiate(logger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    cfg = compose_train([f"logger={logger}"], tmp_path)
+    loggers = build_list(cfg.get("logger"))
+    names = sorted(type(lg).__name__ for lg in loggers)
+    expected = {"none": [], "csv": ["CSVLogger"], "wandb": ["CSVLogger", "WandbLogger"]}
+    if logger in expected:
+        assert names == expected[logger]
+    else:
+        assert "CSVLogger" in names
+
+
+def test_callbacks_instantiate(tmp_path: Path) -> None:
+    cfg = compose_train([], tmp_path)
+    names = sorted(type(c).__name__ for c in build_list(cfg.callbacks))
+    assert names == ["EpochTimer", "ModelCheckpoint", "SelectionMonitor", "TemperatureAnnealing"]
+
+
+@pytest.mark.parametrize("name", group_options("debug") + [f"experiment={e}" for e in group_options("experiment")])
+def test_debug_and_experiment_configs_compose(name: str, tmp_path: Path) -> None:
+    override = name if name.startswith("experiment=") else f"debug={name}"
+    cfg = compose_train([override], tmp_path)
+    assert cfg.trainer.max_epochs > 0
+
+
+def test_defaults_follow_the_reference_protocol(tmp_path: Path) -> None:
+    cfg = compose_train([], tmp_path)
+    assert cfg.trainer.max_epochs == 200
+    assert cfg.model.lr == 0.001 and cfg.model.weight_decay == 0.0
+    assert cfg.callbacks.temperature.start == 10.0 and cfg.callbacks.temperature.end == 0.01
+    assert cfg.callbacks.model_checkpoint.monitor == "val/loss"
+    assert cfg.model.decoder.hidden_sizes == [200]
+    assert cfg.model.selector.noise == "per_example"
+
+
+def test_eval_config_composes() -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("eval", overrides=["ckpt_path=x.ckpt", "data=mice_protein"])
+    assert cfg.ckpt_path == "x.ckpt" and cfg.data.name == "mice_protein"
