@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IPCAE_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from ipcae.cli import exit_on_user_error  # noqa: E402
+from ipcae.cli import run_job  # noqa: E402
 from ipcae.training import evaluate  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
-@exit_on_user_error
+@run_job
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -15,12 +15,12 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IPCAE_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))  # runs from a checkout without `pip install -e .`
 
-from ipcae.cli import exit_on_user_error  # noqa: E402
+from ipcae.cli import run_job  # noqa: E402
 from ipcae.training import train  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-@exit_on_user_error
+@run_job
 def main(cfg: DictConfig) -> float | None:
     results = train(cfg)
     # The return value is what Hydra's sweepers optimise (the test metric, if any).

@@ -154,3 +154,30 @@ def test_eval_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     proc = run("eval.py", f"ckpt_path={tmp_path / 'missing.ckpt'}", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     assert "ckpt_path=" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    proc = run(
+        "train.py", "-m", "model.k=100,5", "trainer.max_epochs=1", "logger=none", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "1 job(s) of the sweep failed" in proc.stderr
+    failure = json.loads((tmp_path / "0" / "failed.json").read_text())
+    assert "model.k=100" in failure["error"]
+    assert json.loads((tmp_path / "1" / "results.json").read_text())["k"] == 5
+
+
+def test_store_skips_finished_runs(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    common = ("trainer.max_epochs=2", f"store_dir={store}")
+    first = train(tmp_path / "a", *common)
+    (stored,) = store.glob("digits/classification/ipcae/seed0-*/results.json")
+    assert json.loads(stored.read_text())["test"] == first["test"]
+    epochs = (stored.parent / "epochs.csv").read_text().splitlines()
+    assert len(epochs) == 3 and "val/unique_pct" in epochs[0]
+    proc = run("train.py", f"hydra.run.dir={tmp_path / 'b'}", *common)
+    assert proc.returncode == 0 and "already finished" in proc.stdout
+    assert not (tmp_path / "b" / "metrics.csv").exists()
+    # A different configuration is a different entry.
+    train(tmp_path / "c", "trainer.max_epochs=2", f"store_dir={store}", "seed=1")
+    assert len(list(store.glob("digits/classification/ipcae/*/results.json"))) == 2

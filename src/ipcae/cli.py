@@ -6,9 +6,15 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
 from ipcae.errors import IpcaeError
+from ipcae.store import record_failure, run_dir
 
 T = TypeVar("T")
 log = logging.getLogger("ipcae")
@@ -25,15 +31,37 @@ def find_user_error(exc: BaseException | None) -> IpcaeError | None:
     return None
 
 
-def exit_on_user_error(fn: Callable[..., T]) -> Callable[..., T]:
-    """Run ``fn``; a user error is printed as ``error: <message>`` and the process exits with 2."""
+def in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not running under Hydra
+        return False
+
+
+def run_job(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T | None]:
+    """Wrap a Hydra task function for the command line.
+
+    A user error is printed as ``error: <message>`` (no traceback) and exits with 2. Inside a
+    multirun no error stops the sweep: the job writes ``failed.json`` (into the store, if one is
+    configured, and into its output directory) and the sweep goes on; the sweep exits with 1 at
+    the end (see :class:`ipcae.hydra_callbacks.SweepFailureSummary`).
+    """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs) -> T:
+    def wrapper(cfg: DictConfig) -> T | None:
         try:
-            return fn(*args, **kwargs)
+            return fn(cfg)
         except Exception as exc:
             user_error = find_user_error(exc)
+            if in_multirun():
+                message = str(user_error) if user_error else f"{type(exc).__name__}: {exc}"
+                print(f"error: {message}", file=sys.stderr, flush=True)
+                if user_error is None:
+                    log.exception("job failed")
+                record_failure(Path(cfg.paths.output_dir), cfg, exc)
+                if cfg.get("store_dir"):
+                    record_failure(run_dir(cfg.store_dir, cfg), cfg, exc)
+                return None
             if user_error is None:
                 raise
             print(f"error: {user_error}", file=sys.stderr, flush=True)

@@ -18,6 +18,7 @@ from ipcae.metrics import unique_percentage
 from ipcae.module import FeatureSelectionModule
 from ipcae.results import versions, write_json_atomic
 from ipcae.selectors import check_k
+from ipcae.store import finished_results, run_dir, save_run
 
 log = logging.getLogger("ipcae")
 RESULTS_FILE = "results.json"
@@ -106,7 +107,17 @@ def summarize(
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit with model selection on validation loss, test the best checkpoint, write results.json."""
+    """Fit with model selection on validation loss, test the best checkpoint, write results.json.
+
+    With ``store_dir`` set, a configuration that already has results there is not run again, and
+    a finished run is copied there.
+    """
+    store = cfg.get("store_dir")
+    if store:
+        done = finished_results(store, cfg)
+        if done is not None:
+            print(f"already finished: {run_dir(store, cfg)}")
+            return done
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
@@ -134,7 +145,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         train_seconds=round(train_seconds, 3),
         epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
     )
-    path = write_json_atomic(Path(cfg.paths.output_dir) / RESULTS_FILE, results)
+    output_dir = Path(cfg.paths.output_dir)
+    path = write_json_atomic(output_dir / RESULTS_FILE, results)
+    if store:
+        save_run(store, cfg, results, output_dir)
     report(results, path)
     return results
 

@@ -1,0 +1,83 @@
+"""A store of finished runs, so that a re-launched sweep only runs what is missing.
+
+Each run lives in ``<store>/<dataset>/<task>/<model>/seed<seed>-<key>/`` where ``key`` hashes the
+run's configuration minus everything that does not change its outcome (output paths, loggers,
+Hydra's own settings). A directory with a ``results.json`` is finished; one with a ``failed.json``
+records why a job of a sweep failed (and is retried on the next launch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from ipcae.results import read_results, write_json_atomic
+
+IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name")
+RESULTS_FILE = "results.json"
+FAILED_FILE = "failed.json"
+EPOCHS_FILE = "epochs.csv"
+
+
+def config_key(cfg: DictConfig) -> str:
+    """Hash of the unresolved config without ``IGNORED_KEYS``: identical on every machine.
+
+    Unresolved, so that interpolated paths (``${paths.data_dir}``) hash as written, not as resolved.
+    """
+    container = OmegaConf.to_container(cfg, resolve=False)
+    relevant = {k: v for k, v in container.items() if k not in IGNORED_KEYS}
+    blob = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_dir(store: str | Path, cfg: DictConfig) -> Path:
+    return Path(store) / cfg.data.name / cfg.task.name / cfg.model.name / f"seed{cfg.seed}-{config_key(cfg)}"
+
+
+def finished_results(store: str | Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The stored results of this exact configuration, if a complete record exists."""
+    path = run_dir(store, cfg) / RESULTS_FILE
+    try:
+        return read_results(path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def compact_epochs(metrics_csv: Path) -> pd.DataFrame:
+    """One row per epoch from Lightning's metrics.csv (which writes train and val on separate rows)."""
+    frame = pd.read_csv(metrics_csv)
+    # Test metrics live in results.json; here they would add a row after the last epoch.
+    drop = [c for c in frame.columns if c == "step" or c.startswith("test/")]
+    frame = frame.drop(columns=drop).dropna(how="all", subset=[c for c in frame.columns if c not in drop + ["epoch"]])
+    return frame.groupby("epoch", as_index=False).first().round(6)
+
+
+def save_run(store: str | Path, cfg: DictConfig, results: dict[str, Any], output_dir: Path) -> Path:
+    """Copy a finished run's results (and its per-epoch metrics, compacted) into the store."""
+    target = run_dir(store, cfg)
+    target.mkdir(parents=True, exist_ok=True)
+    metrics = output_dir / "metrics.csv"
+    if metrics.is_file():
+        tmp = target / f".{EPOCHS_FILE}.tmp"
+        compact_epochs(metrics).to_csv(tmp, index=False)
+        tmp.replace(target / EPOCHS_FILE)
+    (target / FAILED_FILE).unlink(missing_ok=True)
+    # results.json last: its presence marks the run as finished.
+    return write_json_atomic(target / RESULTS_FILE, results)
+
+
+def record_failure(directory: Path, cfg: DictConfig, error: BaseException) -> Path:
+    return write_json_atomic(
+        directory / FAILED_FILE,
+        {
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exception(error),
+            "config": OmegaConf.to_container(cfg, resolve=False),
+        },
+    )
