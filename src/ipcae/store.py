@@ -54,7 +54,7 @@ def compact_epochs(metrics_csv: Path) -> pd.DataFrame:
     frame = pd.read_csv(metrics_csv)
     # Test metrics live in results.json; here they would add a row after the last epoch.
     drop = [c for c in frame.columns if c == "step" or c.startswith("test/")]
-    frame = frame.drop(columns=drop).dropna(how="all", subset=[c for c in frame.columns if c not in drop + ["epoch"]])
+    frame = frame.drop(columns=drop).dropna(how="all", subset=[c for c in frame.columns if c not in [*drop, "epoch"]])
     return frame.groupby("epoch", as_index=False).first().round(6)
 
 
