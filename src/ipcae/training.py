@@ -118,6 +118,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if done is not None:
             print(f"already finished: {run_dir(store, cfg)}")
             return done
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
@@ -129,6 +131,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         train_seconds = time.perf_counter() - started
         best = best_checkpoint(trainer)
+        # Validation metrics at the selected checkpoint, for choosing hyperparameters (e.g. lambda).
+        (val_metrics,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
     finally:
         finish_loggers(loggers)
@@ -140,6 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         model,
         datamodule,
         test_metrics,
+        val={name.split("/", 1)[1]: float(v) for name, v in val_metrics.items() if name.startswith("val/")},
         best_epoch=checkpoint_epoch(best, default=trainer.current_epoch - 1),
         epochs=trainer.current_epoch,
         train_seconds=round(train_seconds, 3),
