@@ -1,0 +1,171 @@
+"""A LightningDataModule that keeps whole splits as tensors on the training device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from ipcae.data.registry import dataset_info, load_splits
+from ipcae.data.splits import Splits
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class IndexBatches:
+    """Batches ``(x[idx], y[idx])`` of tensors that already live on the device.
+
+    Replaces a DataLoader: no worker processes, no collation, no host-to-device copies per step.
+    Under DDP each rank iterates over its own shard (``rank::world_size`` of one permutation that
+    every rank draws identically); training shards are cut to equal length so that ranks take the
+    same number of optimiser steps.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_shards: bool = False,
+    ) -> None:
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.equal_shards = equal_shards
+        self.epoch = 0
+        n = len(x)
+        self.shard_size = n // world_size if equal_shards else len(range(rank, n, world_size))
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.shard_size, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _order(self) -> torch.Tensor | None:
+        """Row indices of this rank's shard, or None for the identity (then batches are views)."""
+        n = len(self.x)
+        if not self.shuffle and self.world_size == 1:
+            return None
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        shard = order[self.rank :: self.world_size][: self.shard_size]
+        return shard.to(self.x.device, non_blocking=True)
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self._order()
+        self.epoch += 1
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            stop = min(start + self.batch_size, self.shard_size)
+            if order is None:
+                yield self.x[start:stop], self.y[start:stop]
+            else:
+                idx = order[start:stop]
+                yield self.x[idx], self.y[idx]
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Any registered dataset (see :func:`ipcae.data.available_datasets`) as in-memory tensors.
+
+    ``shuffle`` and ``drop_last`` exist because the reference implementation trains on a fixed
+    order and drops the last partial train and validation batch; the paper presets set them so.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str | Path | None = None,
+        batch_size: int | None = None,
+        k: int | None = None,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        drop_last_val: bool = False,
+        seed: int = 0,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        info = dataset_info(name)
+        self.name = name
+        self.data_dir = data_dir
+        self.batch_size = batch_size or info.batch_size
+        self.k = k or info.k
+        self.shuffle, self.drop_last, self.drop_last_val = shuffle, drop_last, drop_last_val
+        self.seed = seed
+        self.options = dict(options or {})
+        self.splits: Splits | None = None
+        self._on_device: dict[str, Splits] = {}
+
+    def prepare_data(self) -> None:
+        # Runs once per node before setup: downloads and builds caches where needed.
+        self.load()
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    def load(self) -> Splits:
+        if self.splits is None:
+            self.splits = load_splits(self.name, self.data_dir, **self.options)
+        return self.splits
+
+    @property
+    def num_features(self) -> int:
+        return self.load().num_features
+
+    @property
+    def num_classes(self) -> int:
+        return self.load().num_classes
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.load().feature_names
+
+    def _device_splits(self) -> Splits:
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        key = str(device)
+        if key not in self._on_device:
+            s = self.load()
+            moved = {f: getattr(s, f).to(device) for f in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+            self._on_device = {key: Splits(s.name, **moved, feature_names=s.feature_names, num_classes=s.num_classes)}
+        return self._on_device[key]
+
+    def _batches(self, split: str, *, train: bool = False, drop_last: bool = False) -> IndexBatches:
+        s = self._device_splits()
+        trainer = self.trainer
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        return IndexBatches(
+            getattr(s, f"x_{split}"),
+            getattr(s, f"y_{split}"),
+            self.batch_size,
+            shuffle=train and self.shuffle,
+            drop_last=drop_last,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            equal_shards=train,
+        )
+
+    def train_dataloader(self) -> IndexBatches:
+        return self._batches("train", train=True, drop_last=self.drop_last)
+
+    def val_dataloader(self) -> IndexBatches:
+        return self._batches("val", drop_last=self.drop_last_val)
+
+    def test_dataloader(self) -> IndexBatches:
+        return self._batches("test")
+
+    def state_dict(self) -> dict[str, Any]:
+        # Stored in checkpoints so that evaluation can reload the same dataset and options.
+        return {"name": self.name, "options": self.options}

@@ -1,0 +1,67 @@
+"""The in-memory representation every dataset loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test tensors of one dataset, ready for training.
+
+    ``x_*`` are float32 matrices (rows = examples, columns = features) and ``y_*`` int64 class
+    labels in ``0..num_classes-1``. Reconstruction tasks ignore the labels.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    feature_names: list[str]
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        width = {t.shape[1] for t in (self.x_train, self.x_val, self.x_test)}
+        if width != {len(self.feature_names)}:
+            raise ValueError(
+                f"{self.name}: feature matrices have {sorted(width)} columns "
+                f"but there are {len(self.feature_names)} feature names"
+            )
+        for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val), (self.x_test, self.y_test)):
+            if x.shape[0] != y.shape[0]:
+                raise ValueError(f"{self.name}: {x.shape[0]} rows but {y.shape[0]} labels")
+
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        train: tuple[ArrayLike, ArrayLike],
+        val: tuple[ArrayLike, ArrayLike],
+        test: tuple[ArrayLike, ArrayLike],
+        feature_names: list[str],
+        num_classes: int,
+    ) -> Splits:
+        """Build from numpy-like (features, labels) pairs, converting dtypes."""
+
+        def tensors(pair: tuple[ArrayLike, ArrayLike]) -> tuple[torch.Tensor, torch.Tensor]:
+            x, y = pair
+            return torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.as_tensor(
+                np.asarray(y), dtype=torch.int64
+            )
+
+        return cls(name, *tensors(train), *tensors(val), *tensors(test), list(feature_names), num_classes)
+
+    @property
+    def num_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return (len(self.x_train), len(self.x_val), len(self.x_test))
