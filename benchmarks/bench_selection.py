@@ -1,0 +1,141 @@
+"""Time the relaxed per-example selection, forward + backward: textbook formula vs the fast path.
+
+    .venv/bin/python benchmarks/bench_selection.py [--threads N] [--repeats R] [--out PATH]
+
+Both implementations are timed interleaved (textbook, fast, textbook, ...) so that a burst of
+load from elsewhere on the machine hits both alike; the table reports medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from ipcae.gumbel import relaxed_select, relaxed_select_reference, sample_gumbel  # noqa: E402
+
+# (name, B, K, D): the reference's batch size and K for each dataset family.
+SIZES = [("mnist", 128, 50, 784), ("mice", 16, 10, 77)]
+
+
+def textbook_select(x: torch.Tensor, log_alpha: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """The implementation this project started from: rand -> -log(-log u) -> softmax -> bmm."""
+    u = torch.rand((x.shape[0], *log_alpha.shape), dtype=log_alpha.dtype)
+    tiny = torch.finfo(log_alpha.dtype).tiny
+    g = -torch.log(-torch.log(u.clamp_min(tiny)))
+    return relaxed_select_reference(x, log_alpha, temperature, g)
+
+
+def fast_select(x: torch.Tensor, log_alpha: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    return relaxed_select(x, log_alpha, temperature, "per_example")
+
+
+def noise_only(x: torch.Tensor, log_alpha: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    return sample_gumbel((x.shape[0], *log_alpha.shape), log_alpha)
+
+
+def step(select: Callable, x: torch.Tensor, log_alpha: torch.Tensor, temperature: torch.Tensor) -> None:
+    out = select(x, log_alpha, temperature)
+    # A weighted sum, so that the incoming gradient is not constant (as it is in training).
+    (out * x[:, : out.shape[1]]).sum().backward()
+    log_alpha.grad = None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all cores)"
+    )
+    parser.add_argument("--repeats", type=int, default=60, help="timed repetitions per implementation and size")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    impls = {"textbook": textbook_select, "fast": fast_select}
+    results = []
+    for name, b, k, d in SIZES:
+        x = torch.rand(b, d)
+        log_alpha = torch.randn(k, d, requires_grad=True)
+        temperature = torch.tensor(args.temperature)
+        times: dict[str, list[float]] = {key: [] for key in impls}
+        for _ in range(args.warmup):
+            for select in impls.values():
+                step(select, x, log_alpha, temperature)
+        for _ in range(args.repeats):
+            for key, select in impls.items():
+                start = time.perf_counter()
+                step(select, x, log_alpha, temperature)
+                times[key].append((time.perf_counter() - start) * 1e3)
+        noise_ms = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            noise_only(x, log_alpha, temperature)
+            noise_ms.append((time.perf_counter() - start) * 1e3)
+        row = {
+            "size": name,
+            "B": b,
+            "K": k,
+            "D": d,
+            "textbook_ms": statistics.median(times["textbook"]),
+            "fast_ms": statistics.median(times["fast"]),
+            "fast_noise_only_ms": statistics.median(noise_ms),
+            "textbook_ms_quartiles": statistics.quantiles(times["textbook"], n=4),
+            "fast_ms_quartiles": statistics.quantiles(times["fast"], n=4),
+        }
+        row["speedup"] = row["textbook_ms"] / row["fast_ms"]
+        results.append(row)
+
+    print(f"forward+backward, median of {args.repeats}, {args.threads} thread(s), T={args.temperature}")
+    print(f"{'size':<6} {'B x K x D':>14} {'textbook ms':>12} {'fast ms':>9} {'speedup':>8} {'(noise ms)':>11}")
+    for r in results:
+        shape = f"{r['B']}x{r['K']}x{r['D']}"
+        print(
+            f"{r['size']:<6} {shape:>14} {r['textbook_ms']:>12.3f} {r['fast_ms']:>9.3f} "
+            f"{r['speedup']:>7.2f}x {r['fast_noise_only_ms']:>11.3f}"
+        )
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+        },
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "temperature": args.temperature,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
