@@ -1,0 +1,31 @@
+"""Datasets: fixed splits as in-memory tensors, usable with or without Lightning.
+
+>>> from ipcae.data import load_splits
+>>> splits = load_splits("digits")
+>>> splits.x_train.shape
+torch.Size([1078, 64])
+"""
+
+# Importing the loader modules registers their datasets.
+from ipcae.data import coil20, digits, har, isolet, mice_protein, mnist  # noqa: F401
+from ipcae.data.datamodule import InMemoryDataModule
+from ipcae.data.registry import (
+    DatasetInfo,
+    available_datasets,
+    dataset_info,
+    default_data_dir,
+    load_splits,
+    register,
+)
+from ipcae.data.splits import Splits
+
+__all__ = [
+    "DatasetInfo",
+    "InMemoryDataModule",
+    "Splits",
+    "available_datasets",
+    "dataset_info",
+    "default_data_dir",
+    "load_splits",
+    "register",
+]
