@@ -54,7 +54,9 @@ class FeatureSelectionModule(L.LightningModule):
         self.task = task
         self.selector: Selector = instantiate(selector, num_features=num_features, k=k)
         out_features = num_classes if task == "classification" else num_features
-        self.decoder: nn.Module = instantiate(decoder, in_features=k, out_features=out_features)
+        self.decoder: nn.Module = instantiate(
+            decoder, in_features=self.selector.out_features, out_features=out_features
+        )
         # One collection per stage ("train" cannot be a ModuleDict key: it is nn.Module.train).
         self.train_metrics = self._stage_metrics()
         self.val_metrics = self._stage_metrics()

@@ -48,6 +48,11 @@ class Selector(nn.Module):
         # temperature callback overwrites it in place, which needs no host synchronisation.
         self.register_buffer("temperature", torch.tensor(10.0))
 
+    @property
+    def out_features(self) -> int:
+        """Width of what the decoder receives: K for the concrete selectors."""
+        return self.k
+
     def logits(self) -> Tensor:
         """The K x D matrix log_alpha."""
         raise NotImplementedError
@@ -116,3 +121,68 @@ class IndirectSelector(Selector):
 
     def logits(self) -> Tensor:
         return self.projection(self.embedding)
+
+
+class FixedSelector(Selector):
+    """Always the same K features (given indices), with nothing to learn.
+
+    Used to retrain a fresh decoder on the features another method selected.
+    """
+
+    def __init__(self, num_features: int, k: int, indices: list[int], **kwargs) -> None:
+        super().__init__(num_features, k, **kwargs)
+        if len(indices) != k or not all(0 <= i < num_features for i in indices):
+            raise ConfigError(f"indices={indices} must be {k} feature indices in 0..{num_features - 1}")
+        self.register_buffer("indices", torch.as_tensor(indices, dtype=torch.long))
+
+    def logits(self) -> Tensor:
+        # One-hot rows, so that probabilities and diagnostics describe the fixed choice.
+        return torch.nn.functional.one_hot(self.indices, self.num_features).float() * 1e4
+
+    def selected_indices(self) -> Tensor:
+        return self.indices
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, self.indices]
+
+
+class STGSelector(Selector):
+    """Stochastic gates (Yamada et al., 2020): one Gaussian-relaxed Bernoulli gate per feature.
+
+    In training, z_d = clamp(mu_d + sigma * eps, 0, 1) with eps ~ N(0, 1) drawn per example and
+    feature, and the decoder sees the gated input x * z (all D features). The training loss gets
+    ``l0_weight * sum_d Phi(mu_d / sigma)``, the expected number of open gates. In evaluation the
+    gates are deterministic, clamp(mu, 0, 1). The selection is the K features with the largest mu.
+    """
+
+    def __init__(
+        self, num_features: int, k: int, sigma: float = 0.5, l0_weight: float = 0.1, mu_init: float = 0.5, **kwargs
+    ) -> None:
+        super().__init__(num_features, k, **kwargs)
+        if sigma <= 0 or l0_weight < 0:
+            raise ConfigError(f"STG needs sigma > 0 and l0_weight >= 0 (got sigma={sigma}, l0_weight={l0_weight})")
+        self.sigma, self.l0_weight = sigma, l0_weight
+        self.mu = nn.Parameter(torch.full((num_features,), float(mu_init)))
+
+    @property
+    def out_features(self) -> int:
+        return self.num_features
+
+    def selected_indices(self) -> Tensor:
+        return torch.topk(self.mu, self.k).indices
+
+    def logits(self) -> Tensor:
+        # One-hot rows of the current top-K selection, for the selection diagnostics.
+        return torch.nn.functional.one_hot(self.selected_indices(), self.num_features).float() * 1e4
+
+    def regularization(self) -> Tensor:
+        normal = torch.distributions.Normal(0.0, 1.0)
+        return self.l0_weight * normal.cdf(self.mu / self.sigma).sum()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            noise = torch.randn_like(x) * self.sigma
+            gates = (self.mu + noise).clamp(0.0, 1.0)
+        else:
+            gates = self.mu.clamp(0.0, 1.0)
+        return x * gates

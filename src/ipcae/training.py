@@ -14,9 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
+from ipcae.lassonet_baseline import lassonet_ranking
 from ipcae.metrics import unique_percentage
 from ipcae.module import FeatureSelectionModule
 from ipcae.results import versions, write_json_atomic
+from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
 
@@ -73,28 +75,29 @@ def checkpoint_epoch(path: str | None, default: int) -> int:
 
 def summarize(
     cfg: DictConfig,
-    model: FeatureSelectionModule,
     datamodule: InMemoryDataModule,
-    test_metrics: dict[str, float],
+    *,
+    model_name: str,
+    selector_name: str,
+    task: str,
+    indices: list[int],
+    test: dict[str, float],
     **extra: Any,
 ) -> dict[str, Any]:
     """The fields of ``results.json`` (see the README)."""
-    indices = model.selector.selected_indices().cpu()
     names = datamodule.feature_names
     splits = datamodule.load()
-    task = model.task
-    wanted = ("accuracy", "loss") if task == "classification" else ("mse", "loss")
     return {
-        "model": model.hparams.name,
-        "selector": model.hparams.selector["_target_"].rsplit(".", 1)[-1],
+        "model": model_name,
+        "selector": selector_name,
         "dataset": datamodule.name,
         "task": task,
-        "k": model.selector.k,
+        "k": len(indices),
         "seed": cfg.seed,
-        "selected_indices": indices.tolist(),
-        "selected_features": [names[i] for i in indices.tolist()],
-        "unique_pct": float(unique_percentage(indices)),
-        "test": {name: float(test_metrics[f"test/{name}"]) for name in wanted},
+        "selected_indices": list(indices),
+        "selected_features": [names[i] for i in indices],
+        "unique_pct": float(unique_percentage(torch.as_tensor(indices))),
+        "test": test,
         **extra,
         "n_train": splits.sizes[0],
         "n_val": splits.sizes[1],
@@ -104,6 +107,59 @@ def summarize(
         "config": OmegaConf.to_container(cfg, resolve=True),
         "versions": versions(),
     }
+
+
+def stage_metrics(metrics: dict[str, Any], stage: str) -> dict[str, float]:
+    """``{"test/accuracy": t, ...}`` -> ``{"accuracy": float(t), ...}`` for one stage."""
+    prefix = f"{stage}/"
+    return {name[len(prefix) :]: float(v) for name, v in metrics.items() if name.startswith(prefix)}
+
+
+def model_summary(model: FeatureSelectionModule) -> dict[str, Any]:
+    return {
+        "model_name": model.hparams.name,
+        "selector_name": model.hparams.selector["_target_"].rsplit(".", 1)[-1],
+        "task": model.task,
+        "indices": model.selector.selected_indices().cpu().tolist(),
+    }
+
+
+def finish(cfg: DictConfig, results: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json atomically (and into the store), print the summary."""
+    output_dir = Path(cfg.paths.output_dir)
+    path = write_json_atomic(output_dir / RESULTS_FILE, results)
+    if cfg.get("store_dir"):
+        save_run(cfg.store_dir, cfg, results, output_dir)
+    report(results, path)
+    return results
+
+
+def train_ranker(cfg: DictConfig) -> dict[str, Any]:
+    """Methods that output a feature ranking (LassoNet): top K, then the retrained-decoder protocol."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    check_k(cfg.model.k, datamodule.num_features)
+    if cfg.model.ranker != "lassonet":
+        raise ConfigError(f"model.ranker={cfg.model.ranker!r} is unknown: use lassonet")
+    options = OmegaConf.to_container(cfg.model.get("options") or {}, resolve=True)
+    started = time.perf_counter()
+    ranking = lassonet_ranking(datamodule.load(), cfg.task.name, cfg.seed, **options)
+    rank_seconds = time.perf_counter() - started
+    indices = [int(i) for i in ranking[: cfg.model.k]]
+    retrained = retrain_decoder(cfg, datamodule, indices, cfg.task.name)
+    results = summarize(
+        cfg,
+        datamodule,
+        model_name=cfg.model.name,
+        selector_name="LassoNet",
+        task=cfg.task.name,
+        indices=indices,
+        test=retrained,
+        retrained=retrained,
+        train_seconds=round(time.perf_counter() - started, 3),
+        rank_seconds=round(rank_seconds, 3),
+    )
+    return finish(cfg, results)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -120,6 +176,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return done
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
+    if cfg.model.get("ranker"):
+        return train_ranker(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
@@ -139,23 +197,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
     timer = next((c for c in callbacks if hasattr(c, "epoch_seconds")), None)
+    summary = model_summary(model)
+    extra: dict[str, Any] = {}
+    if cfg.get("retrain") or getattr(model.selector, "out_features", None) != model.selector.k:
+        # Methods whose decoder sees more than the K features (STG) are only comparable retrained.
+        extra["retrained"] = retrain_decoder(cfg, datamodule, summary["indices"], summary["task"])
     results = summarize(
         cfg,
-        model,
         datamodule,
-        test_metrics,
-        val={name.split("/", 1)[1]: float(v) for name, v in val_metrics.items() if name.startswith("val/")},
+        **summary,
+        test=stage_metrics(test_metrics, "test"),
+        val=stage_metrics(val_metrics, "val"),
+        **extra,
         best_epoch=checkpoint_epoch(best, default=trainer.current_epoch - 1),
         epochs=trainer.current_epoch,
         train_seconds=round(train_seconds, 3),
         epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
     )
-    output_dir = Path(cfg.paths.output_dir)
-    path = write_json_atomic(output_dir / RESULTS_FILE, results)
-    if store:
-        save_run(store, cfg, results, output_dir)
-    report(results, path)
-    return results
+    return finish(cfg, results)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -176,23 +235,24 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     (test_metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     results = summarize(
         cfg,
-        model,
         datamodule,
-        test_metrics,
+        **model_summary(model),
+        test=stage_metrics(test_metrics, "test"),
         best_epoch=checkpoint_epoch(cfg.ckpt_path, default=-1),
         epochs=None,
         train_seconds=None,
         epoch_seconds=None,
         checkpoint=str(Path(cfg.ckpt_path).resolve()),
     )
-    path = write_json_atomic(Path(cfg.paths.output_dir) / RESULTS_FILE, results)
-    report(results, path)
-    return results
+    return finish(cfg, results)
 
 
 def report(results: dict[str, Any], path: Path) -> None:
     metrics = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items())
     print(f"{results['model']} on {results['dataset']} ({results['task']}, K={results['k']}, seed={results['seed']})")
     print(f"test: {metrics}; unique features: {results['unique_pct']:.0f}%")
+    if results.get("retrained"):
+        retrained = ", ".join(f"{name} {value:.4f}" for name, value in results["retrained"].items())
+        print(f"test with a retrained decoder: {retrained}")
     print(f"selected: {', '.join(results['selected_features'])}")
     print(f"results: {path}")

@@ -1,0 +1,80 @@
+"""STG and LassoNet baselines and the retrained-decoder evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ipcae.selectors import FixedSelector, STGSelector
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_stg_gates_penalty_and_selection() -> None:
+    selector = STGSelector(num_features=5, k=2, sigma=0.5, l0_weight=0.1)
+    with torch.no_grad():
+        selector.mu.copy_(torch.tensor([0.9, -0.2, 0.3, 1.4, 0.0]))
+    assert selector.out_features == 5
+    assert selector.selected_indices().tolist() == [3, 0]
+    # Expected number of open gates: sum_d Phi(mu_d / sigma).
+    phi = [0.5 * (1 + math.erf(m / 0.5 / math.sqrt(2))) for m in (0.9, -0.2, 0.3, 1.4, 0.0)]
+    assert selector.regularization().item() == pytest.approx(0.1 * sum(phi), rel=1e-5)
+    x = torch.ones(3, 5)
+    selector.eval()
+    torch.testing.assert_close(selector(x), torch.tensor([[0.9, 0.0, 0.3, 1.0, 0.0]]).expand(3, 5))
+    selector.train()
+    gated = selector(torch.ones(1000, 5))
+    assert gated.min() >= 0 and gated.max() <= 1
+    assert gated[:, 3].mean() > gated[:, 1].mean()  # the gate with the larger mean is open more often
+
+
+def test_fixed_selector_selects_the_given_columns_in_both_modes() -> None:
+    selector = FixedSelector(num_features=6, k=3, indices=[4, 0, 4])
+    x = torch.arange(12.0).reshape(2, 6)
+    for mode in (True, False):
+        selector.train(mode)
+        assert torch.equal(selector(x), x[:, [4, 0, 4]])
+    assert selector.selected_indices().tolist() == [4, 0, 4]
+    assert list(selector.parameters()) == []
+
+
+def run_train(tmp_path: Path, *overrides: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={tmp_path}", "logger=none", *overrides],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "retrained decoder" in proc.stdout
+    return json.loads((tmp_path / "results.json").read_text())
+
+
+def test_stg_run_reports_the_retrained_decoder(tmp_path: Path) -> None:
+    results = run_train(tmp_path, "model=stg", "trainer.max_epochs=2")
+    assert results["model"] == "stg" and results["selector"] == "STGSelector"
+    assert len(results["selected_indices"]) == 10 and results["unique_pct"] == 100.0
+    assert set(results["retrained"]) == {"accuracy", "loss"}
+
+
+def test_retrain_switch_adds_a_second_number_for_ipcae(tmp_path: Path) -> None:
+    results = run_train(tmp_path, "retrain=true", "trainer.max_epochs=2")
+    assert set(results["retrained"]) == {"accuracy", "loss"}
+    assert set(results["test"]) == {"accuracy", "loss"}
+
+
+@pytest.mark.slow  # about a minute: LassoNet's path trains many networks
+def test_lassonet_run(tmp_path: Path) -> None:
+    pytest.importorskip("lassonet")
+    results = run_train(
+        tmp_path, "model=lassonet", "trainer.max_epochs=2", "+model.options.n_iters=[10,3]",
+        "+model.options.patience=[5,2]", "model.options.path_multiplier=3",
+    )  # fmt: skip
+    assert results["model"] == "lassonet" and results["selector"] == "LassoNet"
+    assert len(set(results["selected_indices"])) == 10
+    assert results["test"] == results["retrained"]
