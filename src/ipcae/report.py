@@ -194,7 +194,8 @@ def plot_curves(runs: pd.DataFrame, figures: Path) -> list[Path]:
         if task == "reconstruction":
             axes[1].set_yscale("log")
         for ax in axes:
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
             ax.grid(alpha=0.3)
         fig.tight_layout()
         figures.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,73 @@
+"""The report: aggregation, lambda choice on validation, paper values, failures shown with reasons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ipcae.report import build_report
+
+
+def write_run(root: Path, model: str, dataset: str, seed: int, accuracy: float, *, lam: float = 0.0,
+              val_loss: float = 1.0, task: str = "classification", mse: float | None = None) -> Path:  # fmt: skip
+    run = root / dataset / task / model / f"seed{seed}-{lam}"
+    run.mkdir(parents=True)
+    test = {"accuracy": accuracy, "loss": 0.5} if task == "classification" else {"mse": mse, "loss": mse}
+    results = {
+        "model": model, "dataset": dataset, "task": task, "seed": seed, "k": 10,
+        "selected_indices": list(range(10)), "unique_pct": 100.0 if model == "ipcae" else 80.0,
+        "test": test, "val": {"loss": val_loss}, "best_epoch": 5, "epochs": 10, "train_seconds": 1.0,
+        "config": {"model": {"selector": {"diversity_weight": lam, "noise": "per_example"}},
+                   "data": {"shuffle": False, "options": {"impute": "paper"}}},
+    }  # fmt: skip
+    (run / "results.json").write_text(json.dumps(results))
+    epochs = pd.DataFrame({"epoch": range(10), "val/unique_pct": [results["unique_pct"]] * 10,
+                           "val/accuracy": [accuracy] * 10})  # fmt: skip
+    epochs.to_csv(run / "epochs.csv", index=False)
+    return run
+
+
+def test_report_tables(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for seed, acc in enumerate([0.94, 0.96, 0.95]):
+        write_run(store, "ipcae", "mice_protein", seed, acc)
+    for seed, acc in enumerate([0.60, 0.70]):
+        write_run(store, "cae", "mice_protein", seed, acc)
+    # GJSD: lambda 1 has the lowest validation loss, so only its runs count.
+    for lam, val_loss, acc in [(0.1, 0.9, 0.50), (1.0, 0.3, 0.80), (10.0, 0.6, 0.99)]:
+        write_run(store, "gjsd", "mice_protein", 0, acc, lam=lam, val_loss=val_loss)
+    write_run(store, "ipcae", "coil20", 0, 0.0, task="reconstruction", mse=2.5e-3)
+    failed = store / "har" / "classification" / "ipcae" / "seed0-x"
+    failed.mkdir(parents=True)
+    (failed / "failed.json").write_text(json.dumps({
+        "error": "DataError: har: missing train/X_train.txt", "config": {
+            "model": {"name": "ipcae"}, "data": {"name": "har"}, "task": {"name": "classification"}}}))  # fmt: skip
+
+    out = tmp_path / "docs" / "results.md"
+    text = build_report([store], out, tmp_path / "docs" / "figures", tmp_path / "docs" / "runs.csv")
+    assert out.read_text() == text
+    lines = text.splitlines()
+
+    def row(method: str, dataset: str) -> str:
+        (line,) = [x for x in lines if x.startswith(f"| {method} | {dataset} |")][:1]
+        return line
+
+    assert "95.00 ± 1.00 (n=3) | 94.26 ± 1.48 | +0.74" in row("IP-CAE", "Mice")
+    assert "65.00 ± 7.07 (n=2) | 63.10 ± 6.51 | +1.90" in row("CAE", "Mice")
+    assert "80.00 ± 0.00 (n=1)" in row("GJSD", "Mice")
+    assert "not run: DataError: har: missing train/X_train.txt" in row("IP-CAE", "HAR")
+    assert "| not run |" in row("IP-CAE", "MNIST")
+    assert "2.50e-03" in next(x for x in lines if x.startswith("| IP-CAE | COIL-20 |") and "e-03 ±" in x)
+    chosen = [x for x in lines if x.startswith("| Mice | classification | 1 |")]
+    assert chosen and chosen[0].rstrip().endswith("| yes |")
+    runs = pd.read_csv(tmp_path / "docs" / "runs.csv")
+    assert len(runs) == 9
+    assert (tmp_path / "docs" / "figures" / "mice_protein_classification_curves.png").stat().st_size > 1000
+
+
+def test_report_without_runs_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"no results\.json"):
+        build_report([tmp_path], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
