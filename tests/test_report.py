@@ -61,7 +61,7 @@ def test_report_tables(tmp_path: Path) -> None:
     assert "not run: DataError: har: missing train/X_train.txt" in row("IP-CAE", "HAR")
     assert "| not run |" in row("IP-CAE", "MNIST")
     assert "2.50e-03" in next(x for x in lines if x.startswith("| IP-CAE | COIL-20 |") and "e-03 ±" in x)
-    chosen = [x for x in lines if x.startswith("| Mice | classification | 1 |")]
+    chosen = [x for x in lines if x.startswith("| GJSD | Mice | classification | 1 |")]
     assert chosen and chosen[0].rstrip().endswith("| yes |")
     runs = pd.read_csv(tmp_path / "docs" / "runs.csv")
     assert len(runs) == 9

@@ -52,7 +52,8 @@ def load_runs(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "task": r["task"],
                     "seed": r["seed"],
                     "k": r["k"],
-                    "lambda": selector.get("diversity_weight"),
+                    # The method's own penalty weight: GJSD's diversity reward, STG's L0 penalty.
+                    "lambda": selector.get("l0_weight" if r["model"] == "stg" else "diversity_weight"),
                     "accuracy": r["test"].get("accuracy"),
                     "mse": r["test"].get("mse"),
                     "val_loss": (r.get("val") or {}).get("loss"),
@@ -85,23 +86,27 @@ def load_runs(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(failures, columns=["path", "model", "dataset", "task", "error"])
 
 
+TUNED = ("gjsd", "stg")
+
+
 def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep, per dataset x task, only the GJSD runs of the lambda with the lowest mean validation loss."""
-    gjsd = runs[runs.model == "gjsd"]
-    if gjsd.empty:
+    """Keep, per method x dataset x task, only the runs of the lambda with the lowest mean validation loss.
+
+    Applies to the methods whose penalty weight is not published (GJSD, STG).
+    """
+    tuned = runs[runs.model.isin(TUNED)]
+    if tuned.empty:
         return runs, pd.DataFrame()
-    table = gjsd.groupby(["dataset", "task", "lambda"], as_index=False).agg(
+    table = tuned.groupby(["model", "dataset", "task", "lambda"], as_index=False).agg(
         val_loss=("val_loss", "mean"), accuracy=("accuracy", "mean"), mse=("mse", "mean"), seeds=("seed", "nunique")
     )
-    best = table.loc[table.groupby(["dataset", "task"]).val_loss.idxmin()]
-    chosen = set(zip(best.dataset, best.task, best["lambda"], strict=True))
-    keep = runs.model.ne("gjsd") | pd.Series(
-        [(d, t, lam) in chosen for d, t, lam in zip(runs.dataset, runs.task, runs["lambda"], strict=True)],
-        index=runs.index,
+    best = table.loc[table.groupby(["model", "dataset", "task"]).val_loss.idxmin()]
+    keys = ["model", "dataset", "task", "lambda"]
+    chosen = set(best[keys].itertuples(index=False, name=None))
+    keep = ~runs.model.isin(TUNED) | pd.Series(
+        [key in chosen for key in runs[keys].itertuples(index=False, name=None)], index=runs.index
     )
-    table["chosen"] = [
-        (d, t, lam) in chosen for d, t, lam in zip(table.dataset, table.task, table["lambda"], strict=True)
-    ]
+    table["chosen"] = [key in chosen for key in table[keys].itertuples(index=False, name=None)]
     return runs[keep], table
 
 
@@ -249,15 +254,16 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
     ]
     if not lambdas.empty:
         lines += [
-            "## GJSD: lambda chosen on validation",
+            "## GJSD and STG: lambda chosen on validation (lowest mean validation loss)",
             "",
-            "| dataset | task | lambda | mean val loss | mean test accuracy % | seeds | chosen |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| method | dataset | task | lambda | mean val loss | mean test accuracy % | seeds | chosen |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in lambdas.itertuples():
             acc = f"{100 * row.accuracy:.2f}" if pd.notna(row.accuracy) else ""
             lines.append(
-                f"| {DISPLAY[row.dataset]} | {row.task} | {row._3:g} | {row.val_loss:.4f} | {acc} | {row.seeds} | "
+                f"| {DISPLAY[row.model]} | {DISPLAY[row.dataset]} | {row.task} | {row._4:g} | {row.val_loss:.4f} | "
+                f"{acc} | {row.seeds} | "
                 f"{'yes' if row.chosen else ''} |"
             )
         lines.append("")
