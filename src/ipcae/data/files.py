@@ -276,7 +276,11 @@ def ensure_files(
     mirror = mirror or default_mirror()
     errors: list[str] = []
     if download:
-        errors = fetch_missing(source, missing, target_root(source, roots), mirror)
+        root = target_root(source, roots)
+        try:
+            errors = fetch_missing(source, missing, root, mirror)
+        except DataError as exc:  # an integrity failure: say which dataset it was about
+            raise DataError(f"{name}: {exc}") from None
         found, missing = find_local(source, roots)
         if not missing:
             return found
