@@ -21,6 +21,9 @@ generator of that device is used.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -29,52 +32,76 @@ NOISE_MODES = ("per_example", "per_batch")
 
 # Below this many noise elements the fixed cost of seeding a NumPy generator (tens of
 # microseconds) is more than what it saves; PyTorch's generator is used instead.
-_NUMPY_RNG_MIN_NUMEL = 1 << 16
+_NUMPY_RNG_MIN_NUMEL = 1 << 14
 
-# Size of the backward's temporary: a few rows of K at a time, small enough for the cache.
-_BACKWARD_CHUNK_BYTES = 2 << 20
+# Size of the temporaries of the row-wise products, small enough to stay in the CPU's cache.
+_CHUNK_BYTES = 2 << 20
+
+
+_FAST_DTYPES = (torch.float32, torch.float64)
+
+
+# Explicit mantissa bits: eps = 2**-n.
+_MANTISSA_BITS = {torch.float32: 23, torch.float64: 52}
 
 
 def _mantissa_bits(dtype: torch.dtype) -> int:
-    # eps = 2**-n for a float type with n explicit mantissa bits (23 for float32, 52 for float64).
-    return round(-math.log2(torch.finfo(dtype).eps))
+    return _MANTISSA_BITS[dtype]
+
+
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def _uniform_offset(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """2**-(n+1) - 1 as a 0-dim tensor, made once per dtype and device (the per-step cost of
+    torch.tensor shows at small sizes)."""
+    key = (dtype, device)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(2.0 ** -(_MANTISSA_BITS[dtype] + 1) - 1.0, dtype=dtype, device=device)
+    return _CONSTANTS[key]
 
 
 def _random_integers(numel: int, bits: int, device: torch.device) -> Tensor:
-    """``numel`` independent integers uniform on [0, 2**bits), as an integer tensor.
+    """``numel`` independent integers uniform on [0, 2**bits), bits <= 62, as an integer tensor.
 
-    The tensor's element size is that of the float type the caller will convert it to
-    (int32 for float32, int64 for float64), so the conversion can be done in place.
+    The element size is that of the float type the caller converts to (int32 for float32,
+    int64 for float64), so that the conversion can be done in place. Both sources fill 64-bit
+    words (two int32 values each) and the low ``bits`` bits of each value are kept: with
+    SFC64 every bit is uniform; with ``random_()`` the words are uniform on [0, 2**63), so
+    every bit but the top one is.
     """
     int_dtype = torch.int32 if bits < 32 else torch.int64
+    words = (numel + 1) // 2 if int_dtype == torch.int32 else numel
     if device.type == "cpu" and numel >= _NUMPY_RNG_MIN_NUMEL:
         seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
-        per_word = 64 // torch.iinfo(int_dtype).bits
-        raw = np.random.SFC64(seed).random_raw((numel + per_word - 1) // per_word)
-        ints = torch.from_numpy(raw.view(np.int64)).view(int_dtype)[:numel]
-        # Every bit of SFC64's output is uniform, so keeping the low ``bits`` bits is exact.
-        return ints.bitwise_and_((1 << bits) - 1)
-    return torch.randint(0, 1 << bits, (numel,), dtype=int_dtype, device=device)
+        raw = torch.from_numpy(np.random.SFC64(seed).random_raw(words).view(np.int64))
+    else:
+        raw = torch.empty(words, dtype=torch.int64, device=device).random_()
+    return raw.view(int_dtype)[:numel].bitwise_and_((1 << bits) - 1)
+
+
+def _log_exponential_(ints: Tensor, dtype: torch.dtype) -> Tensor:
+    """Turn n-bit random integers (n = the mantissa width of ``dtype``) into log E, E ~ Exp(1).
+
+    In place: the result is the integer tensor's storage viewed as ``dtype``. log E is minus a
+    standard Gumbel sample: E = -log u is Exp(1) and P(-log E <= t) = P(E >= e^-t) = exp(-e^-t).
+    u is uniform on the 2**n midpoints (k + 1/2) 2**-n (23 bits for float32: half as fine a grid
+    as ``torch.rand``'s, in exchange for being symmetric and exact): 0 and 1 never occur, so
+    nothing needs clamping, and u - 1 is exact too.
+    """
+    buf = ints.view(dtype).copy_(ints)
+    # w = u - 1 = k 2**-n + (2**-(n+1) - 1), exact; log1p(w) = log u is accurate at both ends
+    # (E = -log u near 0 is the upper tail of the Gumbel) and cheaper than log on CPU.
+    torch.add(_uniform_offset(dtype, ints.device), buf, alpha=2.0 ** -_MANTISSA_BITS[dtype], out=buf)
+    return buf.log1p_().neg_().log_()
 
 
 def _log_exponential(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """log E with E ~ Exp(1), i.e. minus a standard Gumbel sample, in a fresh contiguous tensor.
-
-    u is uniform on the midpoints (k + 1/2) 2**-n, k = 0 .. 2**n - 1, n = the mantissa width:
-    every value is exact in ``dtype``, 0 and 1 never occur (so no clamping), and the grid is
-    as fine as ``torch.rand``'s. E = -log u is Exp(1) and -log E is Gumbel(0, 1), since
-    P(-log E <= t) = P(E >= e^-t) = exp(-e^-t).
-    """
-    if dtype not in (torch.float32, torch.float64):
+    """log E, E ~ Exp(1) (minus a standard Gumbel sample), in a fresh contiguous tensor."""
+    if dtype not in _FAST_DTYPES:
         return _log_exponential(shape, torch.float32, device).to(dtype)
-    numel = math.prod(shape)
-    n = _mantissa_bits(dtype)
-    ints = _random_integers(numel, n, device)
-    buf = ints.view(dtype)  # same storage, same element size: converted in place below
-    half_step = torch.tensor(2.0 ** -(n + 1), dtype=dtype, device=device)
-    torch.add(half_step, ints, alpha=2.0**-n, out=buf)  # u = (k + 1/2) 2**-n, exact
-    buf.log_().neg_().log_()  # log(-log u): log u is computed from the exact u, so E stays accurate near 0
-    return buf.view(shape)
+    ints = _random_integers(math.prod(shape), _mantissa_bits(dtype), device)
+    return _log_exponential_(ints, dtype).view(shape)
 
 
 def sample_gumbel(shape: torch.Size | tuple[int, ...], like: Tensor) -> Tensor:
@@ -99,15 +126,104 @@ def _softmax_(t: Tensor) -> Tensor:
     The fused kernel reads each row before it writes it, so input and output may alias; this
     saves a B x K x D allocation per step.
     """
-    return torch.ops.aten._softmax.out(t, -1, False, out=t)
+    return torch.softmax(t, -1, out=t)
+
+
+def _chunk(rows: int, row_bytes: int, device: torch.device) -> int:
+    """How many rows of a B x K x D temporary to make at once.
+
+    On CPU a slice of about _CHUNK_BYTES stays in cache between the elementwise product and
+    the reduction that follows it; on a GPU one launch for everything is better.
+    """
+    if device.type != "cpu":
+        return rows
+    return max(1, min(rows, _CHUNK_BYTES // max(1, row_bytes)))
+
+
+def _rowwise_dot(weights: Tensor, x: Tensor) -> Tensor:
+    """out[b, i] = sum_d weights[b, i, d] x[b, d].
+
+    A product and a sum over a cache-sized slice: on CPU this is 3 to 5 times faster than
+    torch.bmm with a B x D x 1 right-hand side (which does not reach an efficient kernel).
+    """
+    b, k, d = weights.shape
+    step = _chunk(b, k * d * weights.element_size(), weights.device)
+    if step >= b:
+        return (weights * x.unsqueeze(1)).sum(-1)
+    out = torch.empty((b, k), dtype=weights.dtype, device=weights.device)
+    for start in range(0, b, step):
+        stop = start + step
+        torch.sum(weights[start:stop] * x[start:stop, None, :], dim=-1, out=out[start:stop])
+    return out
+
+
+def _backward_eager(grad_out: Tensor, weights: Tensor, x: Tensor, out: Tensor, inv_t: Tensor) -> Tensor:
+    """d loss / d log_alpha[i, d] = sum_b g[b,i] M[b,i,d] (x[b,d] - out[b,i]) / T."""
+    b, k, d = weights.shape
+    grad = torch.empty_like(weights[0])
+    scaled_grad = (grad_out * inv_t).unsqueeze(-1)
+    # A few rows of K at a time: the temporary stays in cache, and the saved weights are not
+    # touched (so retain_graph and gradcheck work).
+    step = _chunk(k, b * d * weights.element_size(), weights.device)
+    if step >= k:
+        factor = (x.unsqueeze(1) - out.unsqueeze(-1)).mul_(weights).mul_(scaled_grad)
+        return factor.sum(0)
+    for start in range(0, k, step):
+        stop = start + step
+        factor = x.unsqueeze(1) - out[:, start:stop, None]
+        factor.mul_(weights[:, start:stop]).mul_(scaled_grad[:, start:stop])
+        torch.sum(factor, dim=0, out=grad[start:stop])
+    return grad
+
+
+# Optional torch.compile'd kernels (see set_compiled): one fused loop per row instead of a
+# dozen passes over the B x K x D buffer.
+
+
+def _forward_from_bits(ints: Tensor, log_alpha: Tensor, inv_t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    n = _mantissa_bits(log_alpha.dtype)
+    w = ints.to(log_alpha.dtype) * 2.0**-n + (2.0 ** -(n + 1) - 1.0)
+    weights = torch.softmax((log_alpha - torch.log(-torch.log1p(w))) * inv_t, dim=-1)
+    return (weights * x.unsqueeze(1)).sum(-1), weights
+
+
+def _forward_from_noise(noise: Tensor, log_alpha: Tensor, inv_t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    weights = torch.softmax((log_alpha + noise) * inv_t, dim=-1)
+    return (weights * x.unsqueeze(1)).sum(-1), weights
+
+
+def _backward_fused(grad_out: Tensor, weights: Tensor, x: Tensor, out: Tensor, inv_t: Tensor) -> Tensor:
+    return ((x.unsqueeze(1) - out.unsqueeze(-1)) * weights * grad_out.unsqueeze(-1)).sum(0) * inv_t
+
+
+_COMPILED: dict[str, Callable] = {}
+_USE_COMPILED = os.environ.get("IPCAE_COMPILE_SELECTION", "0") not in ("", "0", "false", "False")
+
+
+def set_compiled(enabled: bool) -> None:
+    """Use torch.compile'd kernels for the per-example selection (default: off, or the
+    environment variable ``IPCAE_COMPILE_SELECTION=1``).
+
+    On CPU they make a step about twice as fast as the eager fast path at MNIST size but cost
+    a compilation (seconds to tens of seconds, again for every new batch size) and need a C++
+    compiler, so they pay only for long runs; see benchmarks/bench_selection.py.
+    """
+    global _USE_COMPILED
+    _USE_COMPILED = bool(enabled)
+
+
+def _compiled(fn: Callable) -> Callable:
+    if fn.__name__ not in _COMPILED:
+        _COMPILED[fn.__name__] = torch.compile(fn, fullgraph=True, dynamic=False)
+    return _COMPILED[fn.__name__]
 
 
 class _PerExampleSelect(torch.autograd.Function):
-    """out[b, i] = sum_d M[b,i,d] x[b,d], M[b,i] = softmax(log_alpha[i] * s + noise[b,i] * s * sign).
+    """out[b, i] = sum_d M[b,i,d] x[b,d] with M[b,i] = softmax((log_alpha[i] + g[b,i]) / T).
 
-    ``s`` = 1/T. ``noise`` is either the Gumbel noise (sign +1) or minus it (sign -1, what the
-    sampler produces). With ``owned`` the noise buffer is overwritten and becomes M, the only
-    B x K x D tensor kept for backward.
+    ``noise`` is either the Gumbel noise g (``from_bits=False``; not modified) or the random
+    integers it is made from (``from_bits=True``), whose buffer is then reused for the logits
+    and the weights M: M is the only B x K x D tensor kept for backward.
     """
 
     @staticmethod
@@ -117,17 +233,22 @@ class _PerExampleSelect(torch.autograd.Function):
         log_alpha: Tensor,
         inv_t: Tensor,
         noise: Tensor,
-        sign: float,
-        owned: bool,
+        from_bits: bool,
     ) -> Tensor:
-        scaled = log_alpha * inv_t
-        noise_scale = inv_t * sign
-        if owned:
-            logits = torch.addcmul(scaled, noise, noise_scale, out=noise)
+        ctx.compiled = _USE_COMPILED
+        if ctx.compiled:
+            fn = _forward_from_bits if from_bits else _forward_from_noise
+            out, weights = _compiled(fn)(noise, log_alpha, inv_t, x)
         else:
-            logits = torch.addcmul(scaled, noise, noise_scale)
-        weights = _softmax_(logits)
-        out = torch.bmm(weights, x.unsqueeze(-1)).squeeze(-1)
+            scaled = log_alpha * inv_t
+            if from_bits:
+                # logits = (log_alpha - log E) / T, written over the noise buffer.
+                log_e = _log_exponential_(noise, log_alpha.dtype)
+                logits = torch.addcmul(scaled, log_e, -inv_t, out=log_e)
+            else:
+                logits = torch.addcmul(scaled, noise, inv_t)
+            weights = _softmax_(logits)
+            out = _rowwise_dot(weights, x)
         ctx.save_for_backward(weights, x, out, inv_t)
         return out
 
@@ -138,35 +259,23 @@ class _PerExampleSelect(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = torch.bmm(grad_out.unsqueeze(1), weights).squeeze(1)
         if ctx.needs_input_grad[1]:
-            grad_log_alpha = torch.empty_like(weights[0])
-            # sum_b g[b,i] M[b,i,d] (x[b,d] - out[b,i]) / T. The elementwise factor needs a
-            # temporary; a few rows of K at a time keep it small enough to stay in cache (and
-            # the saved weights intact, so retain_graph and gradcheck work).
-            b, k, d = weights.shape
-            rows = max(1, _BACKWARD_CHUNK_BYTES // (b * d * weights.element_size()))
-            for start in range(0, k, rows):
-                stop = min(start + rows, k)
-                factor = x.unsqueeze(1) - out[:, start:stop, None]
-                factor.mul_(weights[:, start:stop])
-                # rows batches of (1 x B) @ (B x D): the reduction over the batch is a product.
-                torch.bmm(
-                    grad_out[:, start:stop].T.unsqueeze(1),
-                    factor.transpose(0, 1),
-                    out=grad_log_alpha[start:stop].unsqueeze(1),
-                )
-            grad_log_alpha.mul_(inv_t)
-        return grad_x, grad_log_alpha, None, None, None, None
+            if ctx.compiled:
+                grad_log_alpha = _compiled(_backward_fused)(grad_out, weights, x, out, inv_t)
+            else:
+                grad_log_alpha = _backward_eager(grad_out, weights, x, out, inv_t)
+        return grad_x, grad_log_alpha, None, None, None
 
 
 def _inverse_temperature(temperature: Tensor | float, like: Tensor) -> Tensor:
-    if isinstance(temperature, Tensor):
-        if temperature.requires_grad:
-            raise NotImplementedError("relaxed_select: no gradient with respect to the temperature")
-        if temperature.numel() != 1:
-            raise ValueError(f"relaxed_select: the temperature must be a scalar, got shape {tuple(temperature.shape)}")
-        # No .item(): on a GPU that would wait for the device at every step.
-        return temperature.detach().reshape(()).to(dtype=like.dtype, device=like.device).reciprocal()
-    return torch.tensor(1.0 / temperature, dtype=like.dtype, device=like.device)
+    """1/T as a 0-dim tensor of ``like``'s dtype and device (no .item(): on a GPU that would
+    wait for the device at every step)."""
+    if not isinstance(temperature, Tensor):
+        return torch.tensor(1.0 / temperature, dtype=like.dtype, device=like.device)
+    if temperature.requires_grad:
+        raise NotImplementedError("relaxed_select: no gradient with respect to the temperature")
+    if temperature.numel() != 1:
+        raise ValueError(f"relaxed_select: the temperature must be a scalar, got shape {tuple(temperature.shape)}")
+    return torch.reciprocal(temperature.reshape(()).to(dtype=like.dtype, device=like.device))
 
 
 def _check(x: Tensor, log_alpha: Tensor) -> None:
@@ -187,8 +296,7 @@ def relaxed_select_with_noise(
     if gumbel_noise.dim() == 2:
         return relaxed_select_reference(x, log_alpha, temperature, gumbel_noise)
     inv_t = _inverse_temperature(temperature, log_alpha)
-    x = x.to(log_alpha.dtype)
-    return _PerExampleSelect.apply(x, log_alpha, inv_t, gumbel_noise.to(log_alpha.dtype), 1.0, False)
+    return _PerExampleSelect.apply(x.to(log_alpha.dtype), log_alpha, inv_t, gumbel_noise.to(log_alpha.dtype), False)
 
 
 def relaxed_select(x: Tensor, log_alpha: Tensor, temperature: Tensor | float, noise: str = "per_example") -> Tensor:
@@ -199,9 +307,12 @@ def relaxed_select(x: Tensor, log_alpha: Tensor, temperature: Tensor | float, no
     """
     _check(x, log_alpha)
     if noise == "per_example":
+        shape = (x.shape[0], *log_alpha.shape)
+        if log_alpha.dtype not in _FAST_DTYPES:
+            return relaxed_select_with_noise(x, log_alpha, temperature, sample_gumbel(shape, log_alpha))
         inv_t = _inverse_temperature(temperature, log_alpha)
-        neg_gumbel = _log_exponential((x.shape[0], *log_alpha.shape), log_alpha.dtype, log_alpha.device)
-        return _PerExampleSelect.apply(x.to(log_alpha.dtype), log_alpha, inv_t, neg_gumbel, -1.0, True)
+        ints = _random_integers(math.prod(shape), _mantissa_bits(log_alpha.dtype), log_alpha.device).view(shape)
+        return _PerExampleSelect.apply(x.to(log_alpha.dtype), log_alpha, inv_t, ints, True)
     if noise == "per_batch":
         return relaxed_select_reference(x, log_alpha, temperature, sample_gumbel(log_alpha.shape, log_alpha))
     raise ValueError(f"noise={noise!r}: use one of {', '.join(NOISE_MODES)}")
@@ -213,4 +324,5 @@ __all__: list[str] = [
     "relaxed_select_reference",
     "relaxed_select_with_noise",
     "sample_gumbel",
+    "set_compiled",
 ]
