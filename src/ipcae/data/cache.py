@@ -7,7 +7,7 @@ size and modification time of every source file: replacing a source file, changi
 loader's preprocessing (with its version) selects another entry. Entries are loaded with
 ``weights_only=True`` (no code runs on load) and checked against their key; anything unreadable
 or inconsistent is deleted and rebuilt. Writes are atomic (temporary file + ``os.replace``), so
-concurrent runs at worst both build the same entry.
+concurrent runs at worst both build the same entry. ``IPCAE_NO_CACHE=1`` bypasses the cache.
 """
 
 from __future__ import annotations

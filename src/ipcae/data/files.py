@@ -285,7 +285,10 @@ def ensure_files(
         if not missing:
             return found
     looked = " and ".join(str(r) for r in roots)
-    tried = f"; download failed: {'; '.join(dict.fromkeys(errors))}" if errors else "; downloads disabled"
+    if errors:
+        tried = f"; download failed: {'; '.join(dict.fromkeys(errors))}"
+    else:
+        tried = "; downloads disabled" if not download else "; no download source is known"
     raise DataError(
         f"{name}: missing {', '.join(f.relpath for f in missing)} (looked in {looked}){tried}; "
         f"put the files under {roots[0]} with that layout, or set {MIRROR_ENV} to a server that has it"
