@@ -55,7 +55,11 @@ def compact_epochs(metrics_csv: Path) -> pd.DataFrame:
     # Test metrics live in results.json; here they would add a row after the last epoch.
     drop = [c for c in frame.columns if c == "step" or c.startswith("test/")]
     frame = frame.drop(columns=drop).dropna(how="all", subset=[c for c in frame.columns if c not in [*drop, "epoch"]])
-    return frame.groupby("epoch", as_index=False).first().round(6)
+    frame = frame.groupby("epoch", as_index=False).first()
+    # The validation pass at the chosen checkpoint after fit is logged as one more "epoch".
+    if "train/loss" in frame:
+        frame = frame[frame["train/loss"].notna()]
+    return frame.round(6)
 
 
 def save_run(store: str | Path, cfg: DictConfig, results: dict[str, Any], output_dir: Path) -> Path:

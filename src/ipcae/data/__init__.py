@@ -8,7 +8,6 @@ torch.Size([1078, 64])
 
 # Importing the loader modules registers their datasets.
 from ipcae.data import coil20, digits, har, isolet, mice_protein, mnist  # noqa: F401
-from ipcae.data.datamodule import InMemoryDataModule
 from ipcae.data.registry import (
     DatasetInfo,
     available_datasets,
@@ -29,3 +28,12 @@ __all__ = [
     "load_splits",
     "register",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The DataModule imports Lightning (seconds); notebooks and the fetch command do without it.
+    if name == "InMemoryDataModule":
+        from ipcae.data.datamodule import InMemoryDataModule
+
+        return InMemoryDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
