@@ -43,7 +43,7 @@ def _problem(b: int, k: int, d: int, dtype: torch.dtype, seed: int = 0) -> tuple
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("temperature", TEMPERATURES)
-@pytest.mark.parametrize("shape", [(16, 10, 77), (7, 5, 617), (3, 50, 1024), (4, 6, 561)])
+@pytest.mark.parametrize("shape", [(16, 10, 77), (7, 5, 617), (3, 50, 1024), (4, 6, 561), (2, 3, 5000)])
 def test_fast_path_matches_textbook_per_example(dtype, temperature: float, shape) -> None:
     b, k, d = shape
     x, log_alpha = _problem(b, k, d, dtype)
@@ -106,6 +106,20 @@ def test_gradcheck_float64(temperature: float) -> None:
         return relaxed_select_with_noise(xx, la, t, noise)
 
     assert torch.autograd.gradcheck(fn, (x, log_alpha))
+
+
+def test_non_contiguous_inputs() -> None:
+    x, log_alpha = _problem(10, 4, 30, torch.float64)
+    noise = sample_gumbel((4, 10, 30), log_alpha).transpose(0, 1)  # B x K x D, not contiguous
+    x_t = x.T.contiguous().T  # same values, column-major
+    la_t = log_alpha.T.contiguous().T.requires_grad_()
+    la = log_alpha.clone().requires_grad_()
+    out = relaxed_select_with_noise(x_t, la_t, 0.3, noise)
+    ref = relaxed_select_reference(x, la, 0.3, noise.contiguous())
+    torch.testing.assert_close(out, ref)
+    out.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(la_t.grad, la.grad)
 
 
 def test_gradient_with_respect_to_x_when_asked() -> None:
@@ -189,8 +203,7 @@ def test_per_batch_with_explicit_noise_is_the_matrix_product() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(2000, 50, 10), (3, 5)])
-def test_noise_is_standard_gumbel(dtype, shape) -> None:
+def test_noise_is_standard_gumbel(dtype) -> None:
     torch.manual_seed(0)
     big = (1000, 1000)
     g = sample_gumbel(big, torch.empty(0, dtype=dtype)).double()
@@ -202,8 +215,12 @@ def test_noise_is_standard_gumbel(dtype, shape) -> None:
     for t in (-1.5, 0.0, 1.0, 4.0):
         empirical = (g <= t).double().mean().item()
         assert abs(empirical - math.exp(-math.exp(-t))) < 0.003, t
-    small = sample_gumbel(shape, torch.empty(0, dtype=dtype))
-    assert small.shape == shape and small.dtype == dtype and torch.isfinite(small).all()
+    # Both sources of random bits (PyTorch's generator for small draws, NumPy's SFC64 for big
+    # ones) give the same distribution.
+    small = torch.cat([sample_gumbel((50, 20), torch.empty(0, dtype=dtype)).double().flatten() for _ in range(1000)])
+    assert abs(small.mean().item() - EULER_GAMMA) < 0.01
+    assert abs(small.var().item() - math.pi**2 / 6) < 0.03
+    assert sample_gumbel((3, 5), torch.empty(0, dtype=dtype)).dtype == dtype
 
 
 def test_uniform_grid_has_no_endpoints() -> None:
