@@ -56,9 +56,11 @@ class Recorder(L.Callback):
         self.seen.append((trainer.current_epoch, trainer.global_step, pl_module.selector.temperature.item()))
 
 
-def fit(callbacks: list[L.Callback], epochs: int = 4, tmp_path=None) -> tuple[L.Trainer, FeatureSelectionModule]:
+def fit(
+    callbacks: list[L.Callback], epochs: int = 4, tmp_path=None, steps_per_batch: int = 1
+) -> tuple[L.Trainer, FeatureSelectionModule]:
     torch.manual_seed(0)
-    data = InMemoryDataModule("digits", batch_size=256)
+    data = InMemoryDataModule("digits", batch_size=256, steps_per_batch=steps_per_batch)
     model = FeatureSelectionModule(64, 10, k=5, selector=SELECTOR, decoder=DECODER)
     trainer = L.Trainer(
         max_epochs=epochs,
@@ -99,3 +101,16 @@ def test_selection_monitor_logs_each_epoch(tmp_path) -> None:
     assert len(timer.epoch_seconds) == 2 and all(s > 0 for s in timer.epoch_seconds)
     for key in ("train/loss", "train/accuracy", "val/loss", "val/accuracy"):
         assert key in logged, key
+
+
+def test_grouped_batches_give_the_same_training_as_single_batches(tmp_path) -> None:  # noqa: ANN001
+    # Results must not depend on how many mini-batches Lightning sees per step.
+    _, single = fit([TemperatureAnnealing()], epochs=2, tmp_path=tmp_path, steps_per_batch=1)
+    _, grouped = fit([TemperatureAnnealing()], epochs=2, tmp_path=tmp_path, steps_per_batch=3)
+    for a, b in zip(single.parameters(), grouped.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_per_step_temperature_refuses_grouped_batches(tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigError, match="steps_per_batch=1"):
+        fit([TemperatureAnnealing(every="step")], epochs=1, tmp_path=tmp_path, steps_per_batch=4)

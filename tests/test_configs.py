@@ -92,7 +92,7 @@ def test_logger_configs_instantiate(logger: str, tmp_path: Path, monkeypatch: py
 def test_callbacks_instantiate(tmp_path: Path) -> None:
     cfg = compose_train([], tmp_path)
     names = sorted(type(c).__name__ for c in build_list(cfg.callbacks))
-    assert names == ["EpochTimer", "ModelCheckpoint", "SelectionMonitor", "TemperatureAnnealing"]
+    assert names == ["EpochTimer", "ModelCheckpoint", "SelectionMonitor", "TQDMProgressBar", "TemperatureAnnealing"]
 
 
 @pytest.mark.parametrize("name", group_options("debug") + [f"experiment={e}" for e in group_options("experiment")])

@@ -46,6 +46,14 @@ class TemperatureAnnealing(L.Callback):
         annealed_temperature(0.0, start, end, schedule)  # validates the schedule name
         self.start, self.end, self.schedule, self.every = start, end, schedule, every
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        grouped = getattr(trainer.datamodule, "steps_per_batch", 1) if trainer.datamodule is not None else 1
+        if self.every == "step" and grouped > 1:
+            raise ConfigError(
+                f"callbacks.temperature.every=step updates once per Lightning batch, which holds "
+                f"{grouped} optimiser steps: set data.steps_per_batch=1 with it"
+            )
+
     def temperature_at(self, progress: float) -> float:
         return annealed_temperature(progress, self.start, self.end, self.schedule)
 

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 import torchmetrics
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -57,10 +59,16 @@ class FeatureSelectionModule(L.LightningModule):
         self.decoder: nn.Module = instantiate(
             decoder, in_features=self.selector.out_features, out_features=out_features
         )
-        # One collection per stage ("train" cannot be a ModuleDict key: it is nn.Module.train).
-        self.train_metrics = self._stage_metrics()
         self.val_metrics = self._stage_metrics()
         self.test_metrics = self._stage_metrics()
+        # Training metrics are plain running sums (loss * n, correct, n): torchmetrics' per-update
+        # bookkeeping costs more than a Mice Protein training step.
+        self._train_sums: Tensor | None = None
+        self._train_count = 0
+        # Each training batch from InMemoryDataModule holds several mini-batches (G x B x D) and the
+        # optimiser steps once per mini-batch here, so Lightning's per-batch cost is paid once per group.
+        self.automatic_optimization = False
+        self._direct_steps = False
 
     def _stage_metrics(self) -> torchmetrics.MetricCollection:
         # The loss is averaged over examples, weighted by batch size, so that the epoch value is the
@@ -97,18 +105,67 @@ class FeatureSelectionModule(L.LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         values = metrics.compute()
         metrics.reset()
-        if stage == "train" and not torch.isfinite(values["loss"]):  # one host sync per epoch
-            raise TrainingDiverged(
-                f"the training loss became {values['loss'].item()} in epoch {self.current_epoch}: "
-                f"lower model.lr (now {self.hparams.lr}) or check the data for NaN or infinite values"
-            )
         self.log_dict({f"{stage}/{name}": value for name, value in values.items()})
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train") + self.selector.regularization()
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        xs, ys = batch
+        if xs.dim() == 2:  # a single mini-batch (e.g. from a plain DataLoader)
+            xs, ys = xs.unsqueeze(0), ys.unsqueeze(0)
+        optimizer = self.optimizers()
+        for x, y in zip(xs, ys, strict=True):
+            output = self(x)
+            loss = self.task_loss(output, x, y)
+            total = loss + self.selector.regularization()
+            if self._direct_steps:
+                # Single device, full precision: the strategy and precision plugins would only add
+                # calls. Lightning's step counting (global_step) is kept through its step hooks.
+                optimizer.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer._on_before_step()
+                optimizer.optimizer.step()
+                optimizer._on_after_step()
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(total)
+                optimizer.step()
+            self._accumulate_train(loss.detach(), output.detach(), y)
+
+    def on_fit_start(self) -> None:
+        strategy = self.trainer.strategy
+        self._direct_steps = (
+            isinstance(strategy, SingleDeviceStrategy)
+            and type(strategy.precision_plugin) is Precision
+            and not self.trainer.gradient_clip_val
+        )
+
+    def _accumulate_train(self, loss: Tensor, output: Tensor, y: Tensor) -> None:
+        # Device-side sums and a host-side count: nothing here waits for the device.
+        n = len(y)
+        correct = (output.argmax(-1) == y).sum().to(loss.dtype) if self.task == "classification" else loss * 0
+        sums = torch.stack([loss * n, correct])
+        self._train_sums = sums if self._train_sums is None else self._train_sums + sums
+        self._train_count += n
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums, self._train_count = None, 0
 
     def on_train_epoch_end(self) -> None:
-        self._log_stage("train")
+        if self._train_sums is None:
+            return
+        (loss_sum, correct), n = self._train_sums, self._train_count
+        self._train_sums = None
+        loss = loss_sum / n
+        if not torch.isfinite(loss):  # one host sync per epoch
+            raise TrainingDiverged(
+                f"the training loss became {loss.item()} in epoch {self.current_epoch}: "
+                f"lower model.lr (now {self.hparams.lr}) or check the data for NaN or infinite values"
+            )
+        # Training shards are of equal size on every rank, so the mean of rank means is exact.
+        values = {"train/loss": loss}
+        values["train/accuracy" if self.task == "classification" else "train/mse"] = (
+            correct / n if self.task == "classification" else loss
+        )
+        self.log_dict(values, sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

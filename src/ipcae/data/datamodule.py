@@ -36,19 +36,38 @@ class IndexBatches:
         rank: int = 0,
         world_size: int = 1,
         equal_shards: bool = False,
+        group: int = 1,
     ) -> None:
         self.x, self.y = x, y
         self.batch_size = batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.equal_shards = equal_shards
+        self.group = max(int(group), 1)
         self.epoch = 0
         n = len(x)
         self.shard_size = n // world_size if equal_shards else len(range(rank, n, world_size))
 
-    def __len__(self) -> int:
+    def _batch_bounds(self) -> list[tuple[int, int]]:
         full, rest = divmod(self.shard_size, self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
+        bounds = [(i * self.batch_size, (i + 1) * self.batch_size) for i in range(full)]
+        if rest and not self.drop_last:
+            bounds.append((full * self.batch_size, self.shard_size))
+        return bounds
+
+    def _groups(self) -> list[list[tuple[int, int]]]:
+        """Consecutive batches of equal size, at most ``group`` at a time."""
+        groups: list[list[tuple[int, int]]] = []
+        for start, stop in self._batch_bounds():
+            last = groups[-1] if groups else None
+            if last and len(last) < self.group and last[0][1] - last[0][0] == stop - start:
+                last.append((start, stop))
+            else:
+                groups.append([(start, stop)])
+        return groups
+
+    def __len__(self) -> int:
+        return len(self._groups()) if self.group > 1 else len(self._batch_bounds())
 
     def _order(self) -> torch.Tensor | None:
         """Row indices of this rank's shard, or None for the identity (then batches are views)."""
@@ -66,17 +85,30 @@ class IndexBatches:
     def __iter__(self) -> Iterator[Batch]:
         order = self._order()
         self.epoch += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            stop = min(start + self.batch_size, self.shard_size)
-            if order is None:
-                yield self.x[start:stop], self.y[start:stop]
-            else:
-                idx = order[start:stop]
-                yield self.x[idx], self.y[idx]
+        if self.group == 1:
+            for start, stop in self._batch_bounds():
+                yield self._rows(order, start, stop)
+            return
+        # G x B x D stacks of equal-size mini-batches: one step of Lightning's loop, G optimiser steps.
+        for bounds in self._groups():
+            x, y = self._rows(order, bounds[0][0], bounds[-1][1])
+            size = bounds[0][1] - bounds[0][0]
+            yield x.view(len(bounds), size, *x.shape[1:]), y.view(len(bounds), size)
+
+    def _rows(self, order: torch.Tensor | None, start: int, stop: int) -> Batch:
+        if order is None:
+            return self.x[start:stop], self.y[start:stop]
+        idx = order[start:stop]
+        return self.x[idx], self.y[idx]
 
 
 class InMemoryDataModule(L.LightningDataModule):
     """Any registered dataset (see :func:`ipcae.data.available_datasets`) as in-memory tensors.
+
+    Each training batch handed to Lightning stacks up to ``steps_per_batch`` mini-batches
+    (G x B x D); the module takes one optimiser step per mini-batch. The arithmetic is the same as
+    with one mini-batch per Lightning step; only Lightning's fixed per-step cost (hooks, loop
+    bookkeeping, about a millisecond on a CPU) is paid G times less often.
 
     ``shuffle`` and ``drop_last`` exist because the reference implementation trains on a fixed
     order and drops the last partial train and validation batch; the paper presets set them so.
@@ -92,6 +124,8 @@ class InMemoryDataModule(L.LightningDataModule):
         drop_last: bool = False,
         drop_last_val: bool = False,
         seed: int = 0,
+        steps_per_batch: int = 32,
+        eval_batch_size: int = 4096,
         options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -102,6 +136,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.k = k or info.k
         self.shuffle, self.drop_last, self.drop_last_val = shuffle, drop_last, drop_last_val
         self.seed = seed
+        self.steps_per_batch = steps_per_batch
+        self.eval_batch_size = eval_batch_size
         self.options = dict(options or {})
         self.splits: Splits | None = None
         self._on_device: dict[str, Splits] = {}
@@ -155,16 +191,37 @@ class InMemoryDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
             equal_shards=train,
+            group=self.steps_per_batch if train else 1,
         )
 
     def train_dataloader(self) -> IndexBatches:
         return self._batches("train", train=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> IndexBatches:
-        return self._batches("val", drop_last=self.drop_last_val)
+        return self._eval_batches("val", drop_last=self.drop_last_val)
 
     def test_dataloader(self) -> IndexBatches:
-        return self._batches("test")
+        return self._eval_batches("test")
+
+    def _eval_batches(self, split: str, *, drop_last: bool = False) -> IndexBatches:
+        """Evaluation in as few batches as memory allows: the metrics do not depend on the batching.
+
+        With ``drop_last`` (the reference's quirk) the rows of the last partial training-size batch
+        are left out, exactly as batching by ``batch_size`` and dropping it would.
+        """
+        s = self._device_splits()
+        x, y = getattr(s, f"x_{split}"), getattr(s, f"y_{split}")
+        if drop_last:
+            usable = len(x) // self.batch_size * self.batch_size
+            x, y = x[:usable], y[:usable]
+        trainer = self.trainer
+        return IndexBatches(
+            x,
+            y,
+            self.eval_batch_size,
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         # Stored in checkpoints so that evaluation can reload the same dataset and options.
