@@ -12,7 +12,6 @@ Needs the datasets (IPCAE_DATA_DIR) for MNIST and Mice Protein.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -43,7 +42,7 @@ CASES = {
 }
 
 
-def config(experiment: str, model: str, epochs: int, output_dir: str, overrides: list[str]):  # noqa: ANN201
+def config(experiment: str, model: str, epochs: int, output_dir: str, overrides: list[str]):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "train",
@@ -58,13 +57,13 @@ def config(experiment: str, model: str, epochs: int, output_dir: str, overrides:
     return cfg
 
 
-def framework_epochs(cfg) -> list[float]:  # noqa: ANN001
+def framework_epochs(cfg) -> list[float]:
     """Epoch times of a real run (``train``: Trainer, callbacks, CSV logger, checkpointing)."""
     results = train(cfg)
     return results["epoch_seconds"]
 
 
-def plain_loop_epochs(cfg) -> list[float]:  # noqa: ANN001
+def plain_loop_epochs(cfg) -> list[float]:
     """The same selector and decoder, Adam, batches by slicing, a validation pass per epoch."""
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = build_datamodule(cfg)

@@ -103,7 +103,7 @@ def test_selection_monitor_logs_each_epoch(tmp_path) -> None:
         assert key in logged, key
 
 
-def test_grouped_batches_give_the_same_training_as_single_batches(tmp_path) -> None:  # noqa: ANN001
+def test_grouped_batches_give_the_same_training_as_single_batches(tmp_path) -> None:
     # Results must not depend on how many mini-batches Lightning sees per step.
     _, single = fit([TemperatureAnnealing()], epochs=2, tmp_path=tmp_path, steps_per_batch=1)
     _, grouped = fit([TemperatureAnnealing()], epochs=2, tmp_path=tmp_path, steps_per_batch=3)
@@ -111,6 +111,6 @@ def test_grouped_batches_give_the_same_training_as_single_batches(tmp_path) -> N
         torch.testing.assert_close(a, b)
 
 
-def test_per_step_temperature_refuses_grouped_batches(tmp_path) -> None:  # noqa: ANN001
+def test_per_step_temperature_refuses_grouped_batches(tmp_path) -> None:
     with pytest.raises(ConfigError, match="steps_per_batch=1"):
         fit([TemperatureAnnealing(every="step")], epochs=1, tmp_path=tmp_path, steps_per_batch=4)
