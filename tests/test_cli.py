@@ -181,3 +181,11 @@ def test_store_skips_finished_runs(tmp_path: Path) -> None:
     # A different configuration is a different entry.
     train(tmp_path / "c", "trainer.max_epochs=2", f"store_dir={store}", "seed=1")
     assert len(list(store.glob("digits/classification/ipcae/*/results.json"))) == 2
+
+
+@pytest.mark.slow  # starts two processes
+def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
+    results = train(tmp_path, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2")
+    # Each rank evaluates its shard; the synchronised metrics cover the whole test set.
+    assert results["n_test"] == 360 and 0 <= results["test"]["accuracy"] <= 1
+    assert len(results["selected_indices"]) == 10
