@@ -3,19 +3,22 @@
 Two implementations of the same formula:
 
 - :func:`relaxed_select_reference` is the textbook one (softmax, then a batched product) and is
-  what the fast path is tested against.
+  what the fast path is tested against (tests/test_gumbel.py).
 - :func:`relaxed_select` / :func:`relaxed_select_with_noise` are the fast path. With per-example
-  noise the B x K x D tensor is the whole cost of the step (5M elements at MNIST size), so it
-  is written for memory traffic: one B x K x D buffer holds, in turn, the random bits, the
-  Gumbel noise, the logits and the softmax weights M, and is the only large tensor saved for
-  backward; the backward is written by hand
-  (d out[b,i] / d log_alpha[i,d] = M[b,i,d] (x[b,d] - out[b,i]) / T).
+  noise the B x K x D tensor is the whole cost of the step (5M elements at MNIST size), so the
+  work is counted in passes over it: one buffer holds, in turn, the random bits, log E, the
+  logits and the softmax weights M, all in place, and M is the only large tensor kept for
+  backward. The backward is written by hand:
+  d out[b,i] / d log_alpha[i,d] = M[b,i,d] (x[b,d] - out[b,i]) / T.
 
-Random numbers: on CPU, PyTorch's Mersenne Twister fills floats one at a time on one core
-(about half of the textbook step); NumPy's SFC64 gives the same number of bits about three times
+Random numbers: on CPU, PyTorch's Mersenne Twister fills floats one at a time on one core and
+was about a third of the textbook step; NumPy's SFC64 gives the same bits about three times
 faster. Its seed is drawn from PyTorch's default generator, so ``torch.manual_seed`` (and
-Lightning's ``seed_everything``) still make runs reproducible. On other devices PyTorch's own
-generator of that device is used.
+Lightning's ``seed_everything``) still make runs reproducible. Small draws, and other devices,
+use PyTorch's generator.
+
+benchmarks/bench_selection.py times both; ``set_compiled`` switches on optional torch.compile'd
+kernels.
 """
 
 from __future__ import annotations
@@ -171,12 +174,14 @@ _USE_COMPILED = os.environ.get("IPCAE_COMPILE_SELECTION", "0") not in ("", "0", 
 
 
 def set_compiled(enabled: bool) -> None:
-    """Use torch.compile'd kernels for the per-example selection (default: off, or the
-    environment variable ``IPCAE_COMPILE_SELECTION=1``).
+    """Use torch.compile'd kernels for the per-example selection (default: off; the environment
+    variable ``IPCAE_COMPILE_SELECTION=1`` switches them on at import).
 
-    On CPU they make a step about twice as fast as the eager fast path at MNIST size but cost
-    a compilation (seconds to tens of seconds, again for every new batch size) and need a C++
-    compiler, so they pay only for long runs; see benchmarks/bench_selection.py.
+    They fuse the dozen passes of the eager path into a few loops. On the 2-core CPU this was
+    measured on, that made the step only about 1.2 times faster than the eager fast path with
+    one thread (the eager path is already bound by the random numbers and the three
+    transcendental functions per element), for a compilation of several seconds per process and
+    batch size that needs a C++ compiler; see benchmarks/bench_selection.py --compiled.
     """
     global _USE_COMPILED
     _USE_COMPILED = bool(enabled)
