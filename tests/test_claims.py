@@ -1,0 +1,41 @@
+"""The method's headline behaviour on full 200-epoch runs (slow: a few minutes on two cores)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def sweep(tmp_path: Path, *overrides: str, env: dict[str, str] | None = None) -> list[dict]:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), "-m", "logger=none", f"hydra.sweep.dir={tmp_path}",
+         *overrides],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
+
+
+def test_digits_ipcae_keeps_every_feature_and_cae_duplicates(tmp_path: Path) -> None:
+    runs = sweep(tmp_path, "model=ipcae,cae", "seed=0,1,2")
+    ipcae = [r for r in runs if r["model"] == "ipcae"]
+    cae = [r for r in runs if r["model"] == "cae"]
+    assert len(ipcae) == len(cae) == 3
+    for r in ipcae:
+        assert r["test"]["accuracy"] >= 0.88, r["seed"]
+        assert r["unique_pct"] == 100.0, r["seed"]
+    assert any(r["unique_pct"] < 100.0 for r in cae)
+
+
+def test_mice_protein_ipcae_accuracy(tmp_path: Path, real_data_dir: Path) -> None:
+    runs = sweep(tmp_path, "model=ipcae", "data=mice_protein", "seed=0,1,2", env={"IPCAE_DATA_DIR": str(real_data_dir)})
+    assert statistics.mean(r["test"]["accuracy"] for r in runs) >= 0.90
