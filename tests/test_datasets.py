@@ -28,8 +28,8 @@ from torch.utils.data import random_split
 from ipcae.data import available_datasets, dataset_info, load_splits
 from ipcae.data import cache as cache_mod
 from ipcae.data import coil20 as coil20_mod
-from ipcae.data import har as har_mod
 from ipcae.data import mnist as mnist_mod
+from ipcae.data.splits import reference_split_80_20
 from ipcae.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,7 +296,7 @@ def test_har_small_copy_in_the_original_format(tmp_path: Path, real_data_dir: Pa
 
 
 def test_har_split_sizes_of_the_full_dataset() -> None:
-    train, val = har_mod.split_indices(7352)
+    train, val = reference_split_80_20(7352)
     assert (len(train), len(val)) == (5881, 1471)
     reference, _ = random_split(range(7352), [5881, 1471], generator=fresh_generator())
     assert train.tolist() == list(reference.indices)

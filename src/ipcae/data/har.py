@@ -14,17 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.preprocessing import MinMaxScaler
-from torch.utils.data import random_split
 
 from ipcae.data.cache import cached_splits
 from ipcae.data.files import DataFile, DataSource, ensure_files, open_maybe_compressed, register_source
 from ipcae.data.registry import register
-from ipcae.data.splits import Splits
+from ipcae.data.splits import Splits, reference_split_80_20
 from ipcae.errors import DataError
 
-SPLIT_SEED = 42
 VERSION = 1
 NUM_FEATURES = 561
 ROOT = "har/UCI HAR Dataset"
@@ -118,14 +115,6 @@ SOURCE = register_source(
 )
 
 
-def split_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
-    # Integer lengths reproduce the reference's 5,881 / 1,471 (int(0.8 * n) / rest); fractional
-    # [0.8, 0.2] would give 5,882 / 1,470. The permutation is the same either way.
-    n_train = int(0.8 * n)
-    train, val = random_split(range(n), [n_train, n - n_train], generator=torch.Generator().manual_seed(SPLIT_SEED))
-    return np.asarray(train.indices), np.asarray(val.indices)
-
-
 def build(paths: dict[str, Path]) -> Splits:
     x, y = read_matrix(paths[X_TRAIN]), read_labels(paths[Y_TRAIN])
     x_test, y_test = read_matrix(paths[X_TEST]), read_labels(paths[Y_TEST])
@@ -134,7 +123,7 @@ def build(paths: dict[str, Path]) -> Splits:
             raise DataError(f"har: the {name} matrix has {len(a)} rows but there are {len(b)} labels")
     scaler = MinMaxScaler().fit(x)
     x, x_test = scaler.transform(x), scaler.transform(x_test)
-    train, val = split_indices(len(x))
+    train, val = reference_split_80_20(len(x))
     return Splits.from_arrays(
         "har",
         (x[train], y[train] - 1),

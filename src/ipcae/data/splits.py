@@ -65,3 +65,20 @@ class Splits:
     @property
     def sizes(self) -> tuple[int, int, int]:
         return (len(self.x_train), len(self.x_val), len(self.x_test))
+
+
+SPLIT_SEED = 42
+
+
+def reference_split_80_20(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train / validation row indices of ``random_split`` 80/20 with a fresh generator seeded 42.
+
+    Integer lengths (``int(0.8 * n)`` and the rest) reproduce the reference's sizes (ISOLET
+    4,990 / 1,248, HAR 5,881 / 1,471), where fractional lengths [0.8, 0.2] would round the other way.
+    The permutation is the same either way.
+    """
+    from torch.utils.data import random_split
+
+    n_train = int(0.8 * n)
+    train, val = random_split(range(n), [n_train, n - n_train], generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return np.asarray(train.indices), np.asarray(val.indices)
