@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ipcae.results import read_results, write_json_atomic
 
-IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads")
+IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile")
 RESULTS_FILE = "results.json"
 FAILED_FILE = "failed.json"
 EPOCHS_FILE = "epochs.csv"

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
+from ipcae.gumbel import set_compiled
 from ipcae.lassonet_baseline import lassonet_ranking
 from ipcae.metrics import unique_percentage
 from ipcae.module import FeatureSelectionModule
@@ -176,6 +177,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             return done
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
+    if cfg.get("compile") is not None:
+        set_compiled(bool(cfg.compile))
     if cfg.model.get("ranker"):
         return train_ranker(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
