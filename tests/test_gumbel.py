@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from ipcae import gumbel
 from ipcae.gumbel import (
     NOISE_MODES,
     relaxed_select,
@@ -23,6 +24,14 @@ from ipcae.selectors import DirectSelector, IndirectSelector
 
 TEMPERATURES = [0.01, 0.1, 1.0, 10.0]
 EULER_GAMMA = 0.5772156649015329
+
+
+@pytest.fixture(params=["function", "autograd"])
+def path(request, monkeypatch) -> str:
+    """Run a test through both per-example implementations: the hand-written autograd.Function
+    (used from 2**17 elements up) and PyTorch's autograd on the same in-place noise (below)."""
+    monkeypatch.setattr(gumbel, "_FUNCTION_MIN_NUMEL", 0 if request.param == "function" else 1 << 62)
+    return request.param
 
 
 def _tolerances(dtype: torch.dtype, temperature: float) -> dict[str, float]:
@@ -44,7 +53,7 @@ def _problem(b: int, k: int, d: int, dtype: torch.dtype, seed: int = 0) -> tuple
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("temperature", TEMPERATURES)
 @pytest.mark.parametrize("shape", [(16, 10, 77), (7, 5, 617), (3, 50, 1024), (4, 6, 561), (2, 3, 5000)])
-def test_fast_path_matches_textbook_per_example(dtype, temperature: float, shape) -> None:
+def test_fast_path_matches_textbook_per_example(path: str, dtype, temperature: float, shape) -> None:
     b, k, d = shape
     x, log_alpha = _problem(b, k, d, dtype)
     noise = sample_gumbel((b, k, d), log_alpha)
@@ -69,7 +78,7 @@ def test_fast_path_matches_textbook_per_example(dtype, temperature: float, shape
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("temperature", [0.01, 1.0, 10.0])
-def test_fast_path_matches_textbook_through_an_indirect_selector(dtype, temperature: float) -> None:
+def test_fast_path_matches_textbook_through_an_indirect_selector(path: str, dtype, temperature: float) -> None:
     # log_alpha = Psi W^T + b: the gradient reaches the embedding and the Linear through the
     # hand-written backward.
     torch.manual_seed(0)
@@ -93,7 +102,7 @@ def test_fast_path_matches_textbook_through_an_indirect_selector(dtype, temperat
 
 
 @pytest.mark.parametrize("temperature", [0.01, 1.0, 10.0])
-def test_gradcheck_float64(temperature: float) -> None:
+def test_gradcheck_float64(path: str, temperature: float) -> None:
     x, log_alpha = _problem(3, 2, 5, torch.float64)
     # Fixed noise, so the function is deterministic; log_alpha scaled with T so that the
     # softmax is not saturated and the finite differences see something.
@@ -108,7 +117,7 @@ def test_gradcheck_float64(temperature: float) -> None:
     assert torch.autograd.gradcheck(fn, (x, log_alpha))
 
 
-def test_non_contiguous_inputs() -> None:
+def test_non_contiguous_inputs(path: str) -> None:
     x, log_alpha = _problem(10, 4, 30, torch.float64)
     noise = sample_gumbel((4, 10, 30), log_alpha).transpose(0, 1)  # B x K x D, not contiguous
     x_t = x.T.contiguous().T  # same values, column-major
@@ -122,7 +131,7 @@ def test_non_contiguous_inputs() -> None:
     torch.testing.assert_close(la_t.grad, la.grad)
 
 
-def test_gradient_with_respect_to_x_when_asked() -> None:
+def test_gradient_with_respect_to_x_when_asked(path: str) -> None:
     x, log_alpha = _problem(5, 4, 30, torch.float64)
     noise = sample_gumbel((5, 4, 30), log_alpha)
     weight = torch.randn(5, 4, dtype=torch.float64)
@@ -134,7 +143,7 @@ def test_gradient_with_respect_to_x_when_asked() -> None:
     torch.testing.assert_close(grads[0], grads[1])
 
 
-def test_sampled_path_gives_the_textbook_gradient_for_its_own_noise() -> None:
+def test_sampled_path_gives_the_textbook_gradient_for_its_own_noise(path: str) -> None:
     # relaxed_select draws its own noise; recover it from a run with the same seed and check
     # value and gradient against the textbook formula.
     x, log_alpha = _problem(16, 10, 77, torch.float32)
@@ -165,7 +174,7 @@ def test_sampled_selection_is_reproducible_under_manual_seed(numel_shape) -> Non
 
 
 @pytest.mark.parametrize("temperature", [0.01, 10.0])
-def test_extreme_temperatures_stay_finite_and_convex(temperature: float) -> None:
+def test_extreme_temperatures_stay_finite_and_convex(path: str, temperature: float) -> None:
     x, log_alpha = _problem(64, 20, 300, torch.float32)
     log_alpha = (log_alpha * 50).requires_grad_()  # large logits on top of a small T
     out = relaxed_select(x, log_alpha, torch.tensor(temperature))
@@ -247,7 +256,7 @@ def _saved_big_buffers(fn, big: int) -> int:
 
 
 @pytest.mark.parametrize("x_requires_grad", [False, True])
-def test_at_most_one_batch_sized_buffer_is_saved_for_backward(x_requires_grad: bool) -> None:
+def test_at_most_one_batch_sized_buffer_is_saved_for_backward(path: str, x_requires_grad: bool) -> None:
     b, k, d = 32, 10, 77
     x, log_alpha = _problem(b, k, d, torch.float32)
     x.requires_grad_(x_requires_grad)
@@ -257,7 +266,7 @@ def test_at_most_one_batch_sized_buffer_is_saved_for_backward(x_requires_grad: b
     assert _saved_big_buffers(lambda: relaxed_select_with_noise(x, la, 0.5, noise), b * k * d) == 1
 
 
-def test_backward_twice_with_retain_graph_gives_the_same_gradient() -> None:
+def test_backward_twice_with_retain_graph_gives_the_same_gradient(path: str) -> None:
     # The saved weights are not modified by backward.
     x, log_alpha = _problem(4, 3, 8, torch.float32)
     la = log_alpha.requires_grad_()
@@ -273,7 +282,7 @@ def test_temperature_gradient_is_refused() -> None:
         relaxed_select(x, log_alpha, torch.tensor(1.0, requires_grad=True))
 
 
-def test_selectors_use_the_fast_path_and_train() -> None:
+def test_selectors_use_the_fast_path_and_train(path: str) -> None:
     torch.manual_seed(0)
     for cls in (DirectSelector, IndirectSelector):
         selector = cls(num_features=30, k=5).train()

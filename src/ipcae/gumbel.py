@@ -39,6 +39,13 @@ _NUMPY_RNG_MIN_NUMEL = 1 << 14
 
 _FAST_DTYPES = (torch.float32, torch.float64)
 
+# Below this many B x K x D elements the hand-written autograd.Function loses to PyTorch's own
+# autograd on the same in-place noise: its Python forward and backward (tens of microseconds)
+# are more than what it saves (measured on one CPU thread: Mice Protein, 16 x 10 x 77, 0.225
+# against 0.255 ms; crossover between 1e5 and 2.4e5 elements). Both keep one B x K x D tensor
+# for backward.
+_FUNCTION_MIN_NUMEL = 1 << 17
+
 
 # Explicit mantissa bits: eps = 2**-n.
 _MANTISSA_BITS = {torch.float32: 23, torch.float64: 52}
@@ -219,7 +226,7 @@ class _PerExampleSelect(torch.autograd.Function):
             if from_bits:
                 # logits = (log_alpha - log E) / T, written over the noise buffer.
                 log_e = _log_exponential_(noise, log_alpha.dtype)
-                logits = torch.addcmul(scaled, log_e, -inv_t, out=log_e)
+                logits = torch.addcmul(scaled, log_e, inv_t, value=-1, out=log_e)
             else:
                 logits = torch.addcmul(scaled, noise, inv_t)
             weights = _softmax_(logits)
@@ -239,6 +246,19 @@ class _PerExampleSelect(torch.autograd.Function):
             else:
                 grad_log_alpha = _backward_eager(grad_out, weights, x, out, inv_t)
         return grad_x, grad_log_alpha, None, None, None
+
+
+def _select(x: Tensor, log_alpha: Tensor, inv_t: Tensor, noise: Tensor, from_bits: bool) -> Tensor:
+    """The per-example selection from noise or random bits (see _PerExampleSelect)."""
+    if _USE_COMPILED or noise.numel() >= _FUNCTION_MIN_NUMEL:
+        return _PerExampleSelect.apply(x, log_alpha, inv_t, noise, from_bits)
+    # Small sizes: the same in-place noise and logits, differentiated by autograd. It keeps the
+    # softmax output (one B x K x D tensor) and x, as the Function does.
+    if from_bits:
+        logits = torch.addcmul(log_alpha * inv_t, _log_exponential_(noise, log_alpha.dtype), inv_t, value=-1)
+    else:
+        logits = torch.addcmul(log_alpha * inv_t, noise, inv_t)
+    return _rowwise_dot(torch.softmax(logits, dim=-1), x)
 
 
 def _inverse_temperature(temperature: Tensor | float, like: Tensor) -> Tensor:
@@ -271,7 +291,7 @@ def relaxed_select_with_noise(
     if gumbel_noise.dim() == 2:
         return relaxed_select_reference(x, log_alpha, temperature, gumbel_noise)
     inv_t = _inverse_temperature(temperature, log_alpha)
-    return _PerExampleSelect.apply(x.to(log_alpha.dtype), log_alpha, inv_t, gumbel_noise.to(log_alpha.dtype), False)
+    return _select(x.to(log_alpha.dtype), log_alpha, inv_t, gumbel_noise.to(log_alpha.dtype), False)
 
 
 def relaxed_select(x: Tensor, log_alpha: Tensor, temperature: Tensor | float, noise: str = "per_example") -> Tensor:
@@ -287,7 +307,7 @@ def relaxed_select(x: Tensor, log_alpha: Tensor, temperature: Tensor | float, no
             return relaxed_select_with_noise(x, log_alpha, temperature, sample_gumbel(shape, log_alpha))
         inv_t = _inverse_temperature(temperature, log_alpha)
         ints = _random_integers(math.prod(shape), _mantissa_bits(log_alpha.dtype), log_alpha.device).view(shape)
-        return _PerExampleSelect.apply(x.to(log_alpha.dtype), log_alpha, inv_t, ints, True)
+        return _select(x.to(log_alpha.dtype), log_alpha, inv_t, ints, True)
     if noise == "per_batch":
         return relaxed_select_reference(x, log_alpha, temperature, sample_gumbel(log_alpha.shape, log_alpha))
     raise ValueError(f"noise={noise!r}: use one of {', '.join(NOISE_MODES)}")
