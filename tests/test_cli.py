@@ -48,6 +48,10 @@ def test_train_digits_writes_results(tmp_path: Path) -> None:
     assert set(results["test"]) == {"accuracy", "loss"} and 0 <= results["test"]["accuracy"] <= 1
     assert results["epochs"] == 3 and 0 <= results["best_epoch"] < 3 and len(results["epoch_seconds"]) == 3
     assert results["config"]["model"]["name"] == "ipcae"
+    # Results are compared across machines: no absolute directories of this one.
+    text = (tmp_path / "results.json").read_text()
+    assert str(tmp_path) not in text and str(ROOT) not in text
+    assert results["config"]["paths"]["output_dir"] == "<output_dir>"
     assert set(results["versions"]) == {"python", "torch", "lightning", "ipcae"}
     # Per-epoch log with the diagnostics the method asks for.
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ipcae.results import read_results, write_json_atomic
+from ipcae.results import machine_roots, portable, read_results, write_json_atomic
 
 IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile")
 RESULTS_FILE = "results.json"
@@ -77,11 +77,10 @@ def save_run(store: str | Path, cfg: DictConfig, results: dict[str, Any], output
 
 
 def record_failure(directory: Path, cfg: DictConfig, error: BaseException) -> Path:
-    return write_json_atomic(
-        directory / FAILED_FILE,
-        {
-            "error": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exception(error),
-            "config": OmegaConf.to_container(cfg, resolve=False),
-        },
-    )
+    roots = machine_roots(OmegaConf.to_container(cfg.paths, resolve=True) if "paths" in cfg else None)
+    record = {
+        "error": f"{type(error).__name__}: {error}",
+        "traceback": traceback.format_exception(error),
+        "config": OmegaConf.to_container(cfg, resolve=False),
+    }
+    return write_json_atomic(directory / FAILED_FILE, portable(record, roots))

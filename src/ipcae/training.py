@@ -18,7 +18,7 @@ from ipcae.gumbel import set_compiled
 from ipcae.lassonet_baseline import lassonet_ranking
 from ipcae.metrics import unique_percentage
 from ipcae.module import FeatureSelectionModule
-from ipcae.results import versions, write_json_atomic
+from ipcae.results import machine_roots, portable, versions, write_json_atomic
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
@@ -105,7 +105,7 @@ def summarize(
         "n_test": splits.sizes[2],
         "n_features": splits.num_features,
         "n_classes": splits.num_classes if task == "classification" else None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": portable(OmegaConf.to_container(cfg, resolve=True), machine_roots(cfg.get("paths"))),
         "versions": versions(),
     }
 
