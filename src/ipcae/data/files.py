@@ -295,13 +295,6 @@ def ensure_files(
     )
 
 
-def require_files(data_dir: Path, dataset: str, relpaths: list[str]) -> list[Path]:
-    """Absolute paths of ``relpaths`` (declared files of ``dataset``), downloading missing ones."""
-    found = ensure_files(dataset, data_dir)
-    source = data_source(dataset)
-    return [found[source.file(rel).relpath] for rel in relpaths]
-
-
 def verify_files(name: str, found: dict[str, Path]) -> list[str]:
     """Check local files as a download would be checked; return a note per file ("sha256", "content")."""
     source = data_source(name)
