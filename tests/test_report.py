@@ -58,7 +58,9 @@ def test_report_tables(tmp_path: Path) -> None:
     assert "95.00 ± 1.00 (n=3) | 94.26 ± 1.48 | +0.74" in row("IP-CAE", "Mice")
     assert "65.00 ± 7.07 (n=2) | 63.10 ± 6.51 | +1.90" in row("CAE", "Mice")
     assert "80.00 ± 0.00 (n=1)" in row("GJSD", "Mice")
-    assert "not run: DataError: har: missing train/X_train.txt" in row("IP-CAE", "HAR")
+    assert "| failed (see below) |" in row("IP-CAE", "HAR")
+    failure_lines = [x for x in lines if x.startswith("- HAR ")]
+    assert failure_lines == ["- HAR (1 run: IP-CAE classification): `DataError: har: missing train/X_train.txt`"]
     assert "| not run |" in row("IP-CAE", "MNIST")
     assert "2.50e-03" in next(x for x in lines if x.startswith("| IP-CAE | COIL-20 |") and "e-03 ±" in x)
     chosen = [x for x in lines if x.startswith("| GJSD | Mice | classification | 1 |")]
@@ -71,3 +73,31 @@ def test_report_tables(tmp_path: Path) -> None:
 def test_report_without_runs_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"no results\.json"):
         build_report([tmp_path], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
+
+
+def test_reconstruction_bounds_script(tmp_path: Path) -> None:
+    """The yardsticks are ordered as they must be: more PCA components, lower error; all below the mean."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "store"
+    run = write_run(store, "ipcae", "digits", 0, 0.0, task="reconstruction", mse=0.5)
+    results = json.loads((run / "results.json").read_text())
+    results["config"]["data"] = {"options": {}}
+    (run / "results.json").write_text(json.dumps(results))
+    out = tmp_path / "bounds.md"
+    script = Path(__file__).parents[1] / "scripts" / "reconstruction_bounds.py"
+    subprocess.run([sys.executable, str(script), str(store), "--out", str(out)], check=True)
+    values = {
+        line.split(" | ")[1]: float(line.split(" | ")[2])
+        for line in out.read_text().splitlines()
+        if line.startswith("| Digits |")
+    }
+    mean, pca_k, pca_2k = (
+        values["training mean"],
+        values["PCA, 10 components (all 64 features in)"],
+        values["PCA, 20 components (all 64 features in)"],
+    )
+    assert pca_2k < pca_k < mean
+    assert values["IP-CAE: joint MLP decoder (n=1)"] == 0.5
+    assert values["IP-CAE: ridge on its 10 features (n=1)"] < mean

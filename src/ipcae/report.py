@@ -26,7 +26,7 @@ from ipcae.paper import CLASSIFICATION_ACCURACY, DATASETS, METHODS, RECONSTRUCTI
 
 DISPLAY = {
     "mnist": "MNIST", "fashion_mnist": "Fashion", "isolet": "ISOLET", "coil20": "COIL-20",
-    "har": "HAR", "mice_protein": "Mice",
+    "har": "HAR", "mice_protein": "Mice", "digits": "Digits",
     "stg": "STG", "lassonet": "LassoNet", "cae": "CAE", "gjsd": "GJSD", "ipcae": "IP-CAE",
 }  # fmt: skip
 
@@ -98,7 +98,11 @@ def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if tuned.empty:
         return runs, pd.DataFrame()
     table = tuned.groupby(["model", "dataset", "task", "lambda"], as_index=False).agg(
-        val_loss=("val_loss", "mean"), accuracy=("accuracy", "mean"), mse=("mse", "mean"), seeds=("seed", "nunique")
+        val_loss=("val_loss", "mean"),
+        accuracy=("accuracy", "mean"),
+        retrained_accuracy=("retrained_accuracy", "mean"),
+        mse=("mse", "mean"),
+        seeds=("seed", "nunique"),
     )
     best = table.loc[table.groupby(["model", "dataset", "task"]).val_loss.idxmin()]
     keys = ["model", "dataset", "task", "lambda"]
@@ -122,7 +126,22 @@ def missing_note(failures: pd.DataFrame, dataset: str, task: str, model: str) ->
     hits = failures[(failures.dataset == dataset) & (failures.task == task) & (failures.model == model)]
     if hits.empty:
         return "not run"
-    return f"not run: {hits.error.iloc[0]}"
+    # The full error line is listed once per dataset under "Runs that failed"; a table cell only points there.
+    return "failed (see below)"
+
+
+def failure_section(failures: pd.DataFrame) -> list[str]:
+    """One line per distinct error: which cells it stopped, and the error itself."""
+    if failures.empty:
+        return []
+    lines = ["## Runs that failed", ""]
+    for error, group in failures.groupby("error", sort=False):
+        cells = sorted({f"{DISPLAY.get(r.model, r.model)} {r.task}" for r in group.itertuples()})
+        datasets = ", ".join(sorted({DISPLAY.get(d, d) for d in group.dataset}))
+        runs = f"{len(group)} run{'' if len(group) == 1 else 's'}"
+        lines.append(f"- {datasets} ({runs}: {', '.join(cells)}): `{error}`")
+    lines.append("")
+    return lines
 
 
 def classification_table(runs: pd.DataFrame, failures: pd.DataFrame, methods: Iterable[str]) -> list[str]:
@@ -152,7 +171,10 @@ def classification_table(runs: pd.DataFrame, failures: pd.DataFrame, methods: It
 
 
 def reconstruction_table(runs: pd.DataFrame, failures: pd.DataFrame) -> list[str]:
-    lines = ["| method | dataset | ours: test MSE | paper | unique % |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "| method | dataset | ours: test MSE | paper | unique % | retrained MSE |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     rec = runs[runs.task == "reconstruction"]
     for method in ("cae", "ipcae"):
         for dataset in DATASETS:
@@ -161,13 +183,13 @@ def reconstruction_table(runs: pd.DataFrame, failures: pd.DataFrame) -> list[str
             paper_text = f"{paper:.2e}" if paper else ""
             if sel.empty:
                 note = missing_note(failures, dataset, "reconstruction", method)
-                lines.append(f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {note} | {paper_text} | |")
+                lines.append(f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {note} | {paper_text} | | |")
                 continue
             mse = sel.mse.dropna()
             std = mse.std(ddof=1) if len(mse) > 1 else 0.0
             lines.append(
                 f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {mse.mean():.2e} ± {std:.1e} (n={len(mse)}) | "
-                f"{paper_text} | {cell(sel.unique_pct, fmt='.0f')} |"
+                f"{paper_text} | {cell(sel.unique_pct, fmt='.0f')} | {cell(sel.retrained_mse, fmt='.2e')} |"
             )
     return lines
 
@@ -252,15 +274,27 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
         *reconstruction_table(selected, failures),
         "",
     ]
+    bounds = out.parent / "reconstruction_bounds.md"
+    if bounds.is_file():
+        lines += [
+            f"Reference points on the same splits (PCA, ridge on the selected features): [{bounds.name}]"
+            f"({bounds.name}),",
+            "from `python scripts/reconstruction_bounds.py`.",
+            "",
+        ]
     if not lambdas.empty:
         lines += [
             "## GJSD and STG: lambda chosen on validation (lowest mean validation loss)",
+            "",
+            "Test accuracy is the one the classification table reports: joint decoder for GJSD, retrained",
+            "decoder on the top K for STG (its joint decoder sees all features through the gates).",
             "",
             "| method | dataset | task | lambda | mean val loss | mean test accuracy % | seeds | chosen |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in lambdas.itertuples():
-            acc = f"{100 * row.accuracy:.2f}" if pd.notna(row.accuracy) else ""
+            value = row.retrained_accuracy if row.model in RETRAINED_ONLY else row.accuracy
+            acc = f"{100 * value:.2f}" if pd.notna(value) else ""
             lines.append(
                 f"| {DISPLAY[row.model]} | {DISPLAY[row.dataset]} | {row.task} | {row._4:g} | {row.val_loss:.4f} | "
                 f"{acc} | {row.seeds} | "
@@ -284,6 +318,7 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
         lines += ["## Unique Percentage and validation metric per epoch (CAE vs IP-CAE, mean over seeds)", ""]
         lines += [f"![{p.stem}]({os.path.relpath(p, out.parent)})" for p in figure_paths]
         lines.append("")
+    lines += failure_section(failures)
     lines += [f"All runs: [{csv.name}]({os.path.relpath(csv, out.parent)})", ""]
     text = "\n".join(lines)
     write_text_atomic(out, text)
