@@ -32,8 +32,8 @@ test-all: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
 
 format: install
 	$(PY) -m ruff format src tests benchmarks

@@ -39,3 +39,18 @@ def test_digits_ipcae_keeps_every_feature_and_cae_duplicates(tmp_path: Path) -> 
 def test_mice_protein_ipcae_accuracy(tmp_path: Path, real_data_dir: Path) -> None:
     runs = sweep(tmp_path, "model=ipcae", "data=mice_protein", "seed=0,1,2", env={"IPCAE_DATA_DIR": str(real_data_dir)})
     assert statistics.mean(r["test"]["accuracy"] for r in runs) >= 0.90
+
+
+@pytest.mark.parametrize("model", ["ipcae", "cae"])
+def test_committed_paper_cell_reproduces(tmp_path: Path, real_data_dir: Path, model: str) -> None:
+    """Re-running a committed cell of results/paper with its seed gives its test accuracy within 1 point."""
+    (committed_path,) = sorted(
+        (ROOT / "results/paper/mice_protein/classification" / model).glob("seed0-*/results.json")
+    )
+    committed = json.loads(committed_path.read_text())
+    (rerun,) = sweep(
+        tmp_path, "experiment=paper/mice_protein_classification", f"model={model}", "seed=0", "retrain=false",
+        env={"IPCAE_DATA_DIR": str(real_data_dir)},
+    )  # fmt: skip
+    assert abs(rerun["test"]["accuracy"] - committed["test"]["accuracy"]) <= 0.01
+    assert rerun["config"]["model"] == committed["config"]["model"]
