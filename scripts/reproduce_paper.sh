@@ -12,12 +12,16 @@ RECON_SEEDS=${RECON_SEEDS:-0,1,2}
 LAMBDAS=${LAMBDAS:-0.1,1,10}
 STG_LAMBDAS=${STG_LAMBDAS:-0.001,0.01,0.1}
 DATASETS=${DATASETS:-"mice_protein coil20 isolet mnist fashion_mnist har"}
-LAUNCH=${LAUNCH:-}   # e.g. LAUNCH="launcher=parallel" to run two jobs at a time
+# Parallel jobs with one torch thread each; more jobs: LAUNCH="launcher=parallel hydra.launcher.n_jobs=8".
+LAUNCH=${LAUNCH:-launcher=parallel}
+# The committed results use one thread per run: sums split over another thread count round
+# differently, which is enough to move an unstable CAE run to another selection.
+THREADS=${THREADS:-1}
 # Phases run across all datasets before the next phase starts, so that an interrupted
 # reproduction has the most important cells everywhere first.
 PHASES=${PHASES:-"core gjsd reconstruction baselines"}
 status=0
-run() { $PY src/train.py -m $LAUNCH "$@" store_dir=$STORE || status=1; }
+run() { $PY src/train.py -m $LAUNCH threads=$THREADS "$@" store_dir=$STORE || status=1; }
 for phase in $PHASES; do
     for ds in $DATASETS; do
         cls=experiment=paper/${ds}_classification
