@@ -50,6 +50,7 @@ def test_committed_paper_cell_reproduces(tmp_path: Path, real_data_dir: Path, mo
     committed = json.loads(committed_path.read_text())
     (rerun,) = sweep(
         tmp_path, "experiment=paper/mice_protein_classification", f"model={model}", "seed=0", "retrain=false",
+        f"threads={committed['config']['threads']}",
         env={"IPCAE_DATA_DIR": str(real_data_dir)},
     )  # fmt: skip
     assert abs(rerun["test"]["accuracy"] - committed["test"]["accuracy"]) <= 0.01
