@@ -17,11 +17,12 @@ LAUNCH=${LAUNCH:-launcher=parallel}
 # The committed results use one thread per run: sums split over another thread count round
 # differently, which is enough to move an unstable CAE run to another selection.
 THREADS=${THREADS:-1}
+EXTRA=${EXTRA:-}     # more overrides for every run, e.g. EXTRA="trainer=gpu"
 # Phases run across all datasets before the next phase starts, so that an interrupted
 # reproduction has the most important cells everywhere first.
 PHASES=${PHASES:-"core gjsd reconstruction baselines"}
 status=0
-run() { $PY src/train.py -m $LAUNCH threads=$THREADS "$@" store_dir=$STORE || status=1; }
+run() { $PY src/train.py -m $LAUNCH threads=$THREADS "$@" $EXTRA store_dir=$STORE || status=1; }
 for phase in $PHASES; do
     for ds in $DATASETS; do
         cls=experiment=paper/${ds}_classification
