@@ -427,12 +427,13 @@ def test_cache_key_covers_options_and_files(tmp_path: Path) -> None:
 # --- end to end through the training CLI -----------------------------------------------------------
 
 
-def train_cli(tmp_path: Path, name: str, data_dir: Path, cache: Path) -> dict:
+def train_cli(tmp_path: Path, name: str, data_dir: Path, cache: Path, *overrides: str, **env: str) -> dict:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "src" / "train.py"), f"data={name}", "model=ipcae", "trainer.max_epochs=1",
-         "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+         "logger=none", f"hydra.run.dir={tmp_path / 'run'}", *overrides],
         capture_output=True, text=True, cwd=ROOT, timeout=600,
-        env={**os.environ, "IPCAE_DATA_DIR": str(data_dir), "IPCAE_CACHE_DIR": str(cache), "WANDB_MODE": "offline"},
+        env={**os.environ, "IPCAE_DATA_DIR": str(data_dir), "IPCAE_CACHE_DIR": str(cache), "WANDB_MODE": "offline",
+             **env},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((tmp_path / "run" / "results.json").read_text())
@@ -462,3 +463,19 @@ def test_train_cli_har_small_copy(tmp_path: Path, real_data_dir: Path, module_ca
     results = train_cli(tmp_path, "har", tmp_path / "data", module_cache)
     assert (results["n_train"], results["n_val"], results["n_test"]) == (160, 40, 60)
     assert (results["n_features"], results["n_classes"]) == (561, 6)
+
+
+def test_isolet_fresh_parse_is_row_major(real_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scaler hands back a column-major test matrix; the splits store every tensor row-major."""
+    monkeypatch.setenv(cache_mod.DISABLE_ENV, "1")
+    s = load_splits("isolet", real_data_dir)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert getattr(s, name).is_contiguous(), name
+
+
+def test_reconstruction_cli_on_a_freshly_parsed_dataset(tmp_path: Path, real_data_dir: Path) -> None:
+    """A reconstruction run that parses ISOLET itself (no cache) gets through its test step."""
+    results = train_cli(
+        tmp_path, "isolet", real_data_dir, tmp_path / "cache", "task=reconstruction", IPCAE_NO_CACHE="1"
+    )
+    assert results["task"] == "reconstruction" and results["test"]["mse"] > 0

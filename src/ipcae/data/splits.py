@@ -28,6 +28,10 @@ class Splits:
     num_classes: int
 
     def __post_init__(self) -> None:
+        # Row-major storage whatever the loader produced (a scaler can hand back column-major
+        # arrays): batches are gathered by row, and flattening metrics need a plain layout.
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            object.__setattr__(self, name, getattr(self, name).contiguous())
         width = {t.shape[1] for t in (self.x_train, self.x_val, self.x_test)}
         if width != {len(self.feature_names)}:
             raise ValueError(
