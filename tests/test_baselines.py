@@ -59,12 +59,13 @@ def test_stg_run_reports_the_retrained_decoder(tmp_path: Path) -> None:
     results = run_train(tmp_path, "model=stg", "trainer.max_epochs=2")
     assert results["model"] == "stg" and results["selector"] == "STGSelector"
     assert len(results["selected_indices"]) == 10 and results["unique_pct"] == 100.0
-    assert set(results["retrained"]) == {"accuracy", "loss"}
+    assert set(results["retrained"]) == {"accuracy", "loss", "val_loss"}
+    assert results["retrained"]["val_loss"] > 0
 
 
 def test_retrain_switch_adds_a_second_number_for_ipcae(tmp_path: Path) -> None:
     results = run_train(tmp_path, "retrain=true", "trainer.max_epochs=2")
-    assert set(results["retrained"]) == {"accuracy", "loss"}
+    assert set(results["retrained"]) == {"accuracy", "loss", "val_loss"}
     assert set(results["test"]) == {"accuracy", "loss"}
 
 
@@ -77,4 +78,5 @@ def test_lassonet_run(tmp_path: Path) -> None:
     )  # fmt: skip
     assert results["model"] == "lassonet" and results["selector"] == "LassoNet"
     assert len(set(results["selected_indices"])) == 10
-    assert results["test"] == results["retrained"]
+    assert results["test"] == {k: v for k, v in results["retrained"].items() if k != "val_loss"}
+    assert results["val"] == {"loss": results["retrained"]["val_loss"]}

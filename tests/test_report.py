@@ -101,3 +101,19 @@ def test_reconstruction_bounds_script(tmp_path: Path) -> None:
     assert pca_2k < pca_k < mean
     assert values["IP-CAE: joint MLP decoder (n=1)"] == 0.5
     assert values["IP-CAE: ridge on its 10 features (n=1)"] < mean
+
+
+def test_stg_lambda_is_chosen_on_the_retrained_decoder(tmp_path: Path) -> None:
+    """The joint STG model sees every gated feature; its lambda is picked on the top-K decoder's loss."""
+    store = tmp_path / "store"
+    # lambda 0.001: best joint validation loss, worse retrained; lambda 0.01: the other way round.
+    for lam, joint_val, retrained_val, retrained_acc in [(0.001, 0.1, 0.5, 0.90), (0.01, 0.4, 0.2, 0.97)]:
+        run = write_run(store, "stg", "mice_protein", 0, 0.99, lam=lam, val_loss=joint_val)
+        results = json.loads((run / "results.json").read_text())
+        results["config"]["model"]["selector"] = {"l0_weight": lam}
+        results["retrained"] = {"accuracy": retrained_acc, "loss": 0.3, "val_loss": retrained_val}
+        (run / "results.json").write_text(json.dumps(results))
+    text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
+    chosen = [x for x in text.splitlines() if x.startswith("| STG | Mice | classification |") and "| yes |" in x]
+    assert len(chosen) == 1 and chosen[0].startswith("| STG | Mice | classification | 0.01 | 0.2000 | 97.00 |")
+    assert "| STG | Mice | 97.00 ± 0.00 (n=1) |" in text

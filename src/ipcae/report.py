@@ -60,6 +60,7 @@ def load_runs(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "unique_pct": r["unique_pct"],
                     "retrained_accuracy": retrained.get("accuracy"),
                     "retrained_mse": retrained.get("mse"),
+                    "retrained_val_loss": retrained.get("val_loss"),
                     "best_epoch": r.get("best_epoch"),
                     "epochs": r.get("epochs"),
                     "train_seconds": r.get("train_seconds"),
@@ -92,11 +93,17 @@ TUNED = ("gjsd", "stg")
 def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep, per method x dataset x task, only the runs of the lambda with the lowest mean validation loss.
 
-    Applies to the methods whose penalty weight is not published (GJSD, STG).
+    Applies to the methods whose penalty weight is not published (GJSD, STG). For STG the loss is
+    the retrained decoder's where recorded.
     """
-    tuned = runs[runs.model.isin(TUNED)]
+    tuned = runs[runs.model.isin(TUNED)].copy()
     if tuned.empty:
         return runs, pd.DataFrame()
+    # Ranking methods are reported through the retrained decoder on their top K: their lambda is
+    # chosen on that decoder's validation loss, not on the joint model's (which sees every feature).
+    retrained_val = pd.to_numeric(tuned.retrained_val_loss, errors="coerce")
+    ranked = tuned.model.isin(RETRAINED_ONLY) & retrained_val.notna()
+    tuned["val_loss"] = pd.to_numeric(tuned.val_loss, errors="coerce").where(~ranked, retrained_val)
     table = tuned.groupby(["model", "dataset", "task", "lambda"], as_index=False).agg(
         val_loss=("val_loss", "mean"),
         accuracy=("accuracy", "mean"),

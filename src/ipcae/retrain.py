@@ -53,4 +53,9 @@ def retrain_decoder(
         best = checkpoint.best_model_path or None
         (metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
     wanted = ("accuracy", "loss") if task == "classification" else ("mse", "loss")
-    return {name: float(metrics[f"test/{name}"]) for name in wanted}
+    results = {name: float(metrics[f"test/{name}"]) for name in wanted}
+    # The validation loss of the selected checkpoint: what a penalty weight of a ranking method
+    # (STG's lambda) is chosen on, since its reported numbers come from this decoder.
+    if checkpoint.best_model_score is not None:
+        results["val_loss"] = float(checkpoint.best_model_score)
+    return results
