@@ -117,3 +117,16 @@ def test_stg_lambda_is_chosen_on_the_retrained_decoder(tmp_path: Path) -> None:
     chosen = [x for x in text.splitlines() if x.startswith("| STG | Mice | classification |") and "| yes |" in x]
     assert len(chosen) == 1 and chosen[0].startswith("| STG | Mice | classification | 0.01 | 0.2000 | 97.00 |")
     assert "| STG | Mice | 97.00 ± 0.00 (n=1) |" in text
+
+
+def test_lambdas_compare_on_the_seeds_they_share(tmp_path: Path) -> None:
+    """A lambda run on more seeds is not favoured by luckier extra seeds: the comparison is paired."""
+    store = tmp_path / "store"
+    write_run(store, "gjsd", "mice_protein", 0, 0.70, lam=0.1, val_loss=0.5)
+    # Over all its seeds lambda 1 averages 0.4 < 0.5, but on seed 0 (the one both ran) it is worse.
+    for seed, val_loss in enumerate([0.6, 0.3, 0.3]):
+        write_run(store, "gjsd", "mice_protein", seed, 0.80, lam=1.0, val_loss=val_loss)
+    text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
+    chosen = [x for x in text.splitlines() if x.startswith("| GJSD | Mice |") and "| yes |" in x]
+    assert chosen == ["| GJSD | Mice | classification | 0.1 | 0.5000 | 70.00 | 1 | yes |"]
+    assert "| GJSD | Mice | classification | 1 | 0.6000 | 80.00 | 3 |  |" in text

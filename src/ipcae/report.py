@@ -93,6 +93,8 @@ TUNED = ("gjsd", "stg")
 def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep, per method x dataset x task, only the runs of the lambda with the lowest mean validation loss.
 
+    The mean is taken over the seeds that every lambda of the cell has run.
+
     Applies to the methods whose penalty weight is not published (GJSD, STG). For STG the loss is
     the retrained decoder's where recorded.
     """
@@ -104,14 +106,23 @@ def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     retrained_val = pd.to_numeric(tuned.retrained_val_loss, errors="coerce")
     ranked = tuned.model.isin(RETRAINED_ONLY) & retrained_val.notna()
     tuned["val_loss"] = pd.to_numeric(tuned.val_loss, errors="coerce").where(~ranked, retrained_val)
-    table = tuned.groupby(["model", "dataset", "task", "lambda"], as_index=False).agg(
-        val_loss=("val_loss", "mean"),
+    # Lambdas are compared on the seeds every one of them has run (paired), so a sweep that ran one
+    # seed per lambda and more seeds only for the winner still ranks them on equal terms. Without a
+    # seed in common, each lambda is averaged over its own seeds.
+    cells = ["model", "dataset", "task"]
+    seed_sets = tuned.groupby([*cells, "lambda"]).seed.agg(frozenset).groupby(level=cells)
+    common = seed_sets.agg(lambda sets: frozenset.intersection(*sets) or frozenset.union(*sets))
+    keys = tuned[cells].itertuples(index=False, name=None)
+    paired = [seed in common[key] for key, seed in zip(keys, tuned.seed, strict=True)]
+    tuned["paired_val_loss"] = tuned.val_loss.where(pd.Series(paired, index=tuned.index))
+    table = tuned.groupby([*cells, "lambda"], as_index=False).agg(
+        val_loss=("paired_val_loss", "mean"),
         accuracy=("accuracy", "mean"),
         retrained_accuracy=("retrained_accuracy", "mean"),
         mse=("mse", "mean"),
         seeds=("seed", "nunique"),
     )
-    best = table.loc[table.groupby(["model", "dataset", "task"]).val_loss.idxmin()]
+    best = table.loc[table.groupby(cells).val_loss.idxmin()]
     keys = ["model", "dataset", "task", "lambda"]
     chosen = set(best[keys].itertuples(index=False, name=None))
     keep = ~runs.model.isin(TUNED) | pd.Series(
@@ -295,8 +306,9 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
             "",
             "Test accuracy is the one the classification table reports: joint decoder for GJSD, retrained",
             "decoder on the top K for STG (its joint decoder sees all features through the gates).",
+            "*Averaged over the seeds that every lambda of the cell ran, so that lambdas compare on the same seeds.",
             "",
-            "| method | dataset | task | lambda | mean val loss | mean test accuracy % | seeds | chosen |",
+            "| method | dataset | task | lambda | mean val loss* | mean test accuracy % | seeds | chosen |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in lambdas.itertuples():
