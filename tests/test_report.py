@@ -126,7 +126,11 @@ def test_lambdas_compare_on_the_seeds_they_share(tmp_path: Path) -> None:
     # Over all its seeds lambda 1 averages 0.4 < 0.5, but on seed 0 (the one both ran) it is worse.
     for seed, val_loss in enumerate([0.6, 0.3, 0.3]):
         write_run(store, "gjsd", "mice_protein", seed, 0.80, lam=1.0, val_loss=val_loss)
+    # No seed in common: each lambda counts all of its own seeds.
+    write_run(store, "gjsd", "coil20", 0, 0.90, lam=0.1, val_loss=0.5)
+    write_run(store, "gjsd", "coil20", 1, 0.95, lam=1.0, val_loss=0.4)
     text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
     chosen = [x for x in text.splitlines() if x.startswith("| GJSD | Mice |") and "| yes |" in x]
     assert chosen == ["| GJSD | Mice | classification | 0.1 | 0.5000 | 70.00 | 1 | yes |"]
     assert "| GJSD | Mice | classification | 1 | 0.6000 | 80.00 | 3 |  |" in text
+    assert "| GJSD | COIL-20 | classification | 1 | 0.4000 | 95.00 | 1 | yes |" in text

@@ -110,20 +110,22 @@ def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     # seed per lambda and more seeds only for the winner still ranks them on equal terms. Without a
     # seed in common, each lambda is averaged over its own seeds.
     cells = ["model", "dataset", "task"]
-    seed_sets = tuned.groupby([*cells, "lambda"]).seed.agg(frozenset).groupby(level=cells)
-    common = seed_sets.agg(lambda sets: frozenset.intersection(*sets) or frozenset.union(*sets))
-    keys = tuned[cells].itertuples(index=False, name=None)
-    paired = [seed in common[key] for key, seed in zip(keys, tuned.seed, strict=True)]
-    tuned["paired_val_loss"] = tuned.val_loss.where(pd.Series(paired, index=tuned.index))
-    table = tuned.groupby([*cells, "lambda"], as_index=False).agg(
-        val_loss=("paired_val_loss", "mean"),
-        accuracy=("accuracy", "mean"),
-        retrained_accuracy=("retrained_accuracy", "mean"),
-        mse=("mse", "mean"),
-        seeds=("seed", "nunique"),
+    keys = [*cells, "lambda"]
+    lambdas_in_cell = tuned.groupby(cells)["lambda"].transform("nunique")
+    shared = tuned.groupby([*cells, "seed"])["lambda"].transform("nunique") == lambdas_in_cell
+    counted = shared | ~shared.groupby([tuned[c] for c in cells]).transform("any")
+    table = (
+        tuned.assign(val_loss=tuned.val_loss.where(counted))
+        .groupby(keys, as_index=False)
+        .agg(
+            val_loss=("val_loss", "mean"),
+            accuracy=("accuracy", "mean"),
+            retrained_accuracy=("retrained_accuracy", "mean"),
+            mse=("mse", "mean"),
+            seeds=("seed", "nunique"),
+        )
     )
     best = table.loc[table.groupby(cells).val_loss.idxmin()]
-    keys = ["model", "dataset", "task", "lambda"]
     chosen = set(best[keys].itertuples(index=False, name=None))
     keep = ~runs.model.isin(TUNED) | pd.Series(
         [key in chosen for key in runs[keys].itertuples(index=False, name=None)], index=runs.index
