@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from ipcae.data import Splits
+from ipcae.lassonet_baseline import drop_out_lambdas, lassonet_ranking
 from ipcae.selectors import FixedSelector, STGSelector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +83,33 @@ def test_lassonet_run(tmp_path: Path) -> None:
     assert len(set(results["selected_indices"])) == 10
     assert results["test"] == {k: v for k, v in results["retrained"].items() if k != "val_loss"}
     assert results["val"] == {"loss": results["retrained"]["val_loss"]}
+
+
+def synthetic_splits(seed: int = 0) -> Splits:
+    """Two informative columns among twelve: the class is the sign of their sum."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(300, 12, generator=generator)
+    y = (x[:, 3] + x[:, 7] > 0).long()
+    names = [f"f{i}" for i in range(12)]
+    return Splits("synthetic", x[:200], y[:200], x[200:250], y[200:250], x[250:], y[250:], names, 2)
+
+
+@pytest.mark.slow  # three short LassoNet paths
+def test_lassonet_path_until_k_keeps_the_full_paths_top_k() -> None:
+    lassonet = pytest.importorskip("lassonet")
+    # An explicit lambda_start: the automatic one searches for minutes.
+    options = {"hidden_dims": (16,), "M": 10, "lambda_start": 100.0, "path_multiplier": 1.1,
+               "n_iters": (200, 20), "patience": (20, 5)}  # fmt: skip
+    splits = synthetic_splits()
+    # The full path, through the package alone: its importances define the ranking.
+    reference = lassonet.LassoNetClassifier(random_state=0, torch_seed=0, verbose=0, **options)
+    history = reference.path(
+        splits.x_train.numpy(), splits.y_train.numpy(), X_val=splits.x_val.numpy(), y_val=splits.y_val.numpy()
+    )
+    importances = np.asarray(reference.feature_importances_)
+    np.testing.assert_array_equal(drop_out_lambdas(history), importances)
+    full = np.argsort(-importances, kind="stable")
+    assert set(full[:2].tolist()) == {3, 7}  # the informative columns outlast the rest
+    for k in (2, 5):
+        truncated = lassonet_ranking(splits, "classification", seed=0, stop_at=k, **options)
+        assert set(truncated[:k].tolist()) == set(full[:k].tolist())

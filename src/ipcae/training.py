@@ -144,7 +144,8 @@ def train_ranker(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"model.ranker={cfg.model.ranker!r} is unknown: use lassonet")
     options = OmegaConf.to_container(cfg.model.get("options") or {}, resolve=True)
     started = time.perf_counter()
-    ranking = lassonet_ranking(datamodule.load(), cfg.task.name, cfg.seed, **options)
+    stop_at = cfg.model.k if cfg.model.get("path_until_k") else None
+    ranking = lassonet_ranking(datamodule.load(), cfg.task.name, cfg.seed, stop_at=stop_at, **options)
     rank_seconds = time.perf_counter() - started
     indices = [int(i) for i in ranking[: cfg.model.k]]
     retrained = retrain_decoder(cfg, datamodule, indices, cfg.task.name)
