@@ -72,7 +72,6 @@ def test_retrain_switch_adds_a_second_number_for_ipcae(tmp_path: Path) -> None:
     assert set(results["test"]) == {"accuracy", "loss"}
 
 
-@pytest.mark.slow  # about a minute: LassoNet's path trains many networks
 def test_lassonet_run(tmp_path: Path) -> None:
     pytest.importorskip("lassonet")
     results = run_train(
@@ -94,7 +93,6 @@ def synthetic_splits(seed: int = 0) -> Splits:
     return Splits("synthetic", x[:200], y[:200], x[200:250], y[200:250], x[250:], y[250:], names, 2)
 
 
-@pytest.mark.slow  # three short LassoNet paths
 def test_lassonet_path_until_k_keeps_the_full_paths_top_k() -> None:
     lassonet = pytest.importorskip("lassonet")
     # An explicit lambda_start: the automatic one searches for minutes.
