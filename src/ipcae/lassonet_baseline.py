@@ -39,7 +39,7 @@ def lassonet_ranking(splits: Splits, task: str, seed: int, stop_at: int | None =
 
     With ``stop_at=K`` the path ends as soon as at most K features remain. Every later penalty only
     orders those K among themselves, so the first K indices are the same set as with the full
-    path, at a fraction of the cost; their order within the K is by feature index.
+    path, at a fraction of the cost; their order within the K is then not an importance order.
     """
     try:
         from lassonet import LassoNetClassifier, LassoNetRegressor
