@@ -58,6 +58,33 @@ def run_train(tmp_path: Path, *overrides: str) -> dict:
     return json.loads((tmp_path / "results.json").read_text())
 
 
+def test_fixed_selection_on_a_runs_indices_gives_its_retrained_numbers(tmp_path: Path) -> None:
+    """model=fixed is the retrained-decoder evaluation from the command line, for any indices."""
+    ipcae = run_train(tmp_path / "ipcae", "retrain=true", "trainer.max_epochs=3")
+    indices = ipcae["selected_indices"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={tmp_path / 'fixed'}", "logger=none",
+         "model=fixed", f"model.selector.indices=[{','.join(map(str, indices))}]", "trainer.max_epochs=3"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fixed = json.loads((tmp_path / "fixed" / "results.json").read_text())
+    assert fixed["selected_indices"] == indices
+    assert fixed["test"] == {k: v for k, v in ipcae["retrained"].items() if k != "val_loss"}
+
+
+def test_fixed_selection_without_indices_names_the_missing_value(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={tmp_path}", "logger=none", "model=fixed"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: model.selector.indices must be set: add model.selector.indices=<value> to the command line"
+    )
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_stg_run_reports_the_retrained_decoder(tmp_path: Path) -> None:
     results = run_train(tmp_path, "model=stg", "trainer.max_epochs=2")
     assert results["model"] == "stg" and results["selector"] == "STGSelector"

@@ -11,9 +11,9 @@ from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from ipcae.errors import IpcaeError
+from ipcae.errors import ConfigError, IpcaeError
 from ipcae.store import record_failure, run_dir
 
 T = TypeVar("T")
@@ -38,6 +38,13 @@ def in_multirun() -> bool:
         return False
 
 
+def check_no_missing_values(cfg: DictConfig) -> None:
+    """Mandatory values (``???`` in a config) left unset are a user error, named before any work."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be set: add {missing[0]}=<value> to the command line")
+
+
 def run_job(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T | None]:
     """Wrap a Hydra task function for the command line.
 
@@ -50,6 +57,7 @@ def run_job(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T | None]:
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig) -> T | None:
         try:
+            check_no_missing_values(cfg)
             return fn(cfg)
         except Exception as exc:
             user_error = find_user_error(exc)
