@@ -34,7 +34,10 @@ def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
 @pytest.mark.parametrize("task", group_options("task"))
 @pytest.mark.parametrize("decoder", group_options("model/decoder"))
 def test_model_configs_build_a_module(model: str, task: str, decoder: str, tmp_path: Path) -> None:
-    cfg = compose_train([f"model={model}", f"task={task}", f"model/decoder={decoder}"], tmp_path)
+    overrides = [f"model={model}", f"task={task}", f"model/decoder={decoder}"]
+    if model == "fixed":  # the one preset with a mandatory value: which columns to evaluate
+        overrides.append(f"model.selector.indices=[{','.join(map(str, range(10)))}]")
+    cfg = compose_train(overrides, tmp_path)
     if cfg.model.get("ranker"):  # rankers (LassoNet) have no module of their own; see test_baselines
         assert cfg.model.ranker == model and cfg.model.k == cfg.data.k
         return
