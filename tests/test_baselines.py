@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ipcae.data import Splits
-from ipcae.lassonet_baseline import drop_out_lambdas, lassonet_ranking
+from ipcae.lassonet_baseline import lassonet_ranking
 from ipcae.selectors import FixedSelector, STGSelector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,11 +48,15 @@ def test_fixed_selector_selects_the_given_columns_in_both_modes() -> None:
     assert list(selector.parameters()) == []
 
 
-def run_train(tmp_path: Path, *overrides: str) -> dict:
-    proc = subprocess.run(
+def run_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={tmp_path}", "logger=none", *overrides],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, timeout=600,
     )  # fmt: skip
+
+
+def run_train(tmp_path: Path, *overrides: str) -> dict:
+    proc = run_cli(tmp_path, *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "retrained decoder" in proc.stdout
     return json.loads((tmp_path / "results.json").read_text())
@@ -62,10 +66,9 @@ def test_fixed_selection_on_a_runs_indices_gives_its_retrained_numbers(tmp_path:
     """model=fixed is the retrained-decoder evaluation from the command line, for any indices."""
     ipcae = run_train(tmp_path / "ipcae", "retrain=true", "trainer.max_epochs=3")
     indices = ipcae["selected_indices"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={tmp_path / 'fixed'}", "logger=none",
-         "model=fixed", f"model.selector.indices=[{','.join(map(str, indices))}]", "trainer.max_epochs=3"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    proc = run_cli(
+        tmp_path / "fixed", "model=fixed", f"model.selector.indices=[{','.join(map(str, indices))}]",
+        "trainer.max_epochs=3",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     fixed = json.loads((tmp_path / "fixed" / "results.json").read_text())
@@ -74,10 +77,7 @@ def test_fixed_selection_on_a_runs_indices_gives_its_retrained_numbers(tmp_path:
 
 
 def test_fixed_selection_without_indices_names_the_missing_value(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "train.py"), f"hydra.run.dir={tmp_path}", "logger=none", "model=fixed"],
-        capture_output=True, text=True, cwd=ROOT, timeout=600,
-    )  # fmt: skip
+    proc = run_cli(tmp_path, "model=fixed")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: model.selector.indices must be set: add model.selector.indices=<value> to the command line"
@@ -128,12 +128,11 @@ def test_lassonet_path_until_k_keeps_the_full_paths_top_k() -> None:
     splits = synthetic_splits()
     # The full path, through the package alone: its importances define the ranking.
     reference = lassonet.LassoNetClassifier(random_state=0, torch_seed=0, verbose=0, **options)
-    history = reference.path(
+    reference.path(
         splits.x_train.numpy(), splits.y_train.numpy(), X_val=splits.x_val.numpy(), y_val=splits.y_val.numpy()
     )
-    importances = np.asarray(reference.feature_importances_)
-    np.testing.assert_array_equal(drop_out_lambdas(history), importances)
-    full = np.argsort(-importances, kind="stable")
+    full = np.argsort(-np.asarray(reference.feature_importances_), kind="stable")
+    np.testing.assert_array_equal(lassonet_ranking(splits, "classification", seed=0, **options), full)
     assert set(full[:2].tolist()) == {3, 7}  # the informative columns outlast the rest
     for k in (2, 5):
         truncated = lassonet_ranking(splits, "classification", seed=0, stop_at=k, **options)

@@ -8,7 +8,6 @@ with the retrained-decoder protocol.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,19 +18,6 @@ from ipcae.errors import ConfigError
 
 class _EnoughFeaturesLeft(Exception):
     """Raised from the path callback to end the path once at most K features remain."""
-
-
-def drop_out_lambdas(history: Sequence[Any]) -> np.ndarray:
-    """The penalty at which each feature leaves the path (inf: it never does), as lassonet defines it.
-
-    ``history`` is LassoNet's path: items with ``lambda_`` and a boolean ``selected`` mask.
-    """
-    selected = np.stack([np.asarray(item.selected, dtype=bool) for item in history])
-    lambdas = np.array([item.lambda_ for item in history], dtype=np.float32)  # as the package stores them
-    # A feature has left at the first step after the dense model where it is no longer selected.
-    gone = ~np.logical_and.accumulate(selected, axis=0)
-    gone[0] = False
-    return np.where(gone.any(axis=0), lambdas[gone.argmax(axis=0)], np.inf)
 
 
 def lassonet_ranking(splits: Splits, task: str, seed: int, stop_at: int | None = None, **options: Any) -> np.ndarray:
@@ -58,11 +44,14 @@ def lassonet_ranking(splits: Splits, task: str, seed: int, stop_at: int | None =
     history: list[Any] = []
 
     def keep_history(_: Any, path_so_far: list[Any]) -> None:
-        history[:] = path_so_far
-        if stop_at is not None and len(path_so_far) > 1 and int(path_so_far[-1].selected.sum()) <= stop_at:
+        nonlocal history
+        history = path_so_far  # the package's own list, which it extends step by step
+        if stop_at is not None and int(path_so_far[-1].selected.sum()) <= stop_at:
             raise _EnoughFeaturesLeft
 
     with contextlib.suppress(_EnoughFeaturesLeft):
         model.path(x_train, y_train, X_val=x_val, y_val=y_val, return_state_dicts=False, callback=keep_history)
-    # Stable sort so that ties keep feature order, which makes the ranking reproducible.
-    return np.argsort(-drop_out_lambdas(history), kind="stable")
+    # What `path` computes at its end (the penalty at which each feature leaves; inf: never), here
+    # also for a path the callback ended. Stable sort: ties keep feature order, reproducibly.
+    importance = np.asarray(model._compute_feature_importances(history))
+    return np.argsort(-importance, kind="stable")
