@@ -26,16 +26,34 @@ def test_stg_gates_penalty_and_selection() -> None:
         selector.mu.copy_(torch.tensor([0.9, -0.2, 0.3, 1.4, 0.0]))
     assert selector.out_features == 5
     assert selector.selected_indices().tolist() == [3, 0]
-    # Expected number of open gates: sum_d Phi(mu_d / sigma).
+    # The reference's penalty: lambda * mean_d Phi(mu_d / sigma), the expected fraction of open gates.
     phi = [0.5 * (1 + math.erf(m / 0.5 / math.sqrt(2))) for m in (0.9, -0.2, 0.3, 1.4, 0.0)]
-    assert selector.regularization().item() == pytest.approx(0.1 * sum(phi), rel=1e-5)
+    assert selector.regularization().item() == pytest.approx(0.1 * sum(phi) / 5, rel=1e-5)
     x = torch.ones(3, 5)
     selector.eval()
     torch.testing.assert_close(selector(x), torch.tensor([[0.9, 0.0, 0.3, 1.0, 0.0]]).expand(3, 5))
+    torch.testing.assert_close(selector.selected_probabilities(), torch.tensor([1.0, 0.9]))
+    assert selector.diagnostics()["open_gates"].item() == pytest.approx(60.0)
     selector.train()
     gated = selector(torch.ones(1000, 5))
     assert gated.min() >= 0 and gated.max() <= 1
+    # The reference shares one noise draw across the batch: every row is gated alike.
+    assert torch.equal(gated, gated[:1].expand_as(gated))
+    per_example = STGSelector(num_features=5, k=2, noise="per_example").train()
+    with torch.no_grad():
+        per_example.mu.copy_(selector.mu)
+    gated = per_example(torch.ones(1000, 5))
+    assert not torch.equal(gated, gated[:1].expand_as(gated))
     assert gated[:, 3].mean() > gated[:, 1].mean()  # the gate with the larger mean is open more often
+
+
+def test_stg_penalty_means_the_same_at_any_width() -> None:
+    # One lambda, one meaning: with every gate at the same mean the penalty does not depend on D.
+    small, large = STGSelector(77, 10, mu_init_std=0.0), STGSelector(784, 50, mu_init_std=0.0)
+    assert small.regularization().item() == pytest.approx(large.regularization().item(), rel=1e-6)
+    torch.manual_seed(0)
+    mu = STGSelector(1000, 5).mu.detach()
+    assert abs(mu.mean().item() - 0.5) < 0.002 and 0.008 < mu.std().item() < 0.012
 
 
 def test_fixed_selector_selects_the_given_columns_in_both_modes() -> None:

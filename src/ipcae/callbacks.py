@@ -8,7 +8,8 @@ import lightning as L
 import torch
 
 from ipcae.errors import ConfigError
-from ipcae.metrics import gjsd, mean_max_probability, unique_percentage
+from ipcae.metrics import unique_percentage
+from ipcae.selectors import TemperatureControlled
 
 SCHEDULES = ("exponential", "linear")
 CADENCES = ("epoch", "step")
@@ -57,38 +58,42 @@ class TemperatureAnnealing(L.Callback):
     def temperature_at(self, progress: float) -> float:
         return annealed_temperature(progress, self.start, self.end, self.schedule)
 
+    @staticmethod
+    def _annealed(pl_module: L.LightningModule) -> TemperatureControlled | None:
+        # Selectors without a temperature (gates, fixed indices) are left alone.
+        selector = getattr(pl_module, "selector", None)
+        return selector if isinstance(selector, TemperatureControlled) else None
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every == "epoch":
-            pl_module.selector.set_temperature(self.temperature_at(trainer.current_epoch / trainer.max_epochs))
+        selector = self._annealed(pl_module)
+        if selector is not None and self.every == "epoch":
+            selector.set_temperature(self.temperature_at(trainer.current_epoch / trainer.max_epochs))
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if self.every == "step":
+        selector = self._annealed(pl_module)
+        if selector is not None and self.every == "step":
             total = max(trainer.estimated_stepping_batches, 1)
-            pl_module.selector.set_temperature(self.temperature_at(trainer.global_step / total))
+            selector.set_temperature(self.temperature_at(trainer.global_step / total))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("train/temperature", pl_module.selector.temperature)
+        selector = self._annealed(pl_module)
+        if selector is not None:
+            pl_module.log("train/temperature", selector.temperature)
 
 
 class SelectionMonitor(L.Callback):
     """Logs, once per epoch, how the noise-free selection looks.
 
-    ``train/unique_pct`` and ``val/unique_pct``: 100 * distinct argmax features / K, exactly what the
-    decoder gets at evaluation; ``train/max_prob``: mean over rows of the largest selection
-    probability (1 once converged); ``train/gjsd``: diversity of the K rows, in [0, log K].
+    ``train/unique_pct`` and ``val/unique_pct``: 100 * distinct selected features / K, exactly what
+    the decoder gets at evaluation; then whatever the selector's ``diagnostics()`` returns, under
+    ``train/`` (the concrete selectors: ``max_prob`` and ``gjsd``).
     """
 
     @torch.no_grad()
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         selector = pl_module.selector
-        probs = selector.probabilities()
-        pl_module.log_dict(
-            {
-                "train/unique_pct": unique_percentage(selector.selected_indices()),
-                "train/max_prob": mean_max_probability(probs),
-                "train/gjsd": gjsd(probs),
-            }
-        )
+        values = {"unique_pct": unique_percentage(selector.selected_indices()), **selector.diagnostics()}
+        pl_module.log_dict({f"train/{name}": value for name, value in values.items()})
 
     @torch.no_grad()
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

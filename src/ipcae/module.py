@@ -8,13 +8,11 @@ import lightning as L
 import torch
 import torchmetrics
 from hydra.utils import instantiate
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ipcae.errors import ConfigError, IpcaeError
-from ipcae.selectors import Selector, check_k
+from ipcae.selectors import FeatureSelector, check_k
 
 
 class TrainingDiverged(IpcaeError):
@@ -30,8 +28,12 @@ class FeatureSelectionModule(L.LightningModule):
     ``selector`` and ``decoder`` are Hydra-style configs (dicts with ``_target_``) built here, once
     the data's size is known, so that checkpoints hold everything needed to rebuild the model.
     The loss is cross-entropy (classification) or MSE over all D features (reconstruction), plus
-    the selector's own regularisation term. Validation and test use the hard argmax selection and
+    the selector's own regularisation term. Validation and test use the hard selection and
     compute their metrics over the whole split.
+
+    ``optimizer`` is a partial config (``_partial_: true``) called with the parameters, ``lr`` and
+    ``weight_decay``; ``scheduler``, if given, a partial called with the optimiser and stepped
+    once per epoch.
     """
 
     def __init__(
@@ -45,6 +47,8 @@ class FeatureSelectionModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         name: str = "ipcae",
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -54,7 +58,12 @@ class FeatureSelectionModule(L.LightningModule):
             raise ConfigError("task=classification needs a dataset with class labels")
         self.save_hyperparameters()
         self.task = task
-        self.selector: Selector = instantiate(selector, num_features=num_features, k=k)
+        self.selector: FeatureSelector = instantiate(selector, num_features=num_features, k=k)
+        if not isinstance(self.selector, FeatureSelector):
+            raise ConfigError(
+                f"model.selector._target_={selector.get('_target_')!r} is not a FeatureSelector: "
+                "subclass ipcae.selectors.FeatureSelector"
+            )
         out_features = num_classes if task == "classification" else num_features
         self.decoder: nn.Module = instantiate(
             decoder, in_features=self.selector.out_features, out_features=out_features
@@ -68,7 +77,6 @@ class FeatureSelectionModule(L.LightningModule):
         # Each training batch from InMemoryDataModule holds several mini-batches (G x B x D) and the
         # optimiser steps once per mini-batch here, so Lightning's per-batch cost is paid once per group.
         self.automatic_optimization = False
-        self._direct_steps = False
 
     def _stage_metrics(self) -> torchmetrics.MetricCollection:
         # The loss is averaged over examples, weighted by batch size, so that the epoch value is the
@@ -116,27 +124,10 @@ class FeatureSelectionModule(L.LightningModule):
             output = self(x)
             loss = self.task_loss(output, x, y)
             total = loss + self.selector.regularization()
-            if self._direct_steps:
-                # Single device, full precision: the strategy and precision plugins would only add
-                # calls. Lightning's step counting (global_step) is kept through its step hooks.
-                optimizer.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer._on_before_step()
-                optimizer.optimizer.step()
-                optimizer._on_after_step()
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                self.manual_backward(total)
-                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(total)
+            optimizer.step()
             self._accumulate_train(loss.detach(), output.detach(), y)
-
-    def on_fit_start(self) -> None:
-        strategy = self.trainer.strategy
-        self._direct_steps = (
-            isinstance(strategy, SingleDeviceStrategy)
-            and type(strategy.precision_plugin) is Precision
-            and not self.trainer.gradient_clip_val
-        )
 
     def _accumulate_train(self, loss: Tensor, output: Tensor, y: Tensor) -> None:
         # Device-side sums and a host-side count: nothing here waits for the device.
@@ -150,6 +141,10 @@ class FeatureSelectionModule(L.LightningModule):
         self._train_sums, self._train_count = None, 0
 
     def on_train_epoch_end(self) -> None:
+        # Manual optimisation: Lightning leaves stepping the scheduler to the module.
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
         if self._train_sums is None:
             return
         (loss_sum, correct), n = self._train_sums, self._train_count
@@ -179,5 +174,10 @@ class FeatureSelectionModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def configure_optimizers(self) -> Any:
+        factory = instantiate(self.hparams.optimizer) if self.hparams.optimizer else torch.optim.Adam
+        optimizer = factory(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
