@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ipcae.results import versions, write_json_atomic  # noqa: E402
+from ipcae.atomic import write_json_atomic  # noqa: E402
+from ipcae.results import versions  # noqa: E402
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ipcae.results import versions, write_json_atomic  # noqa: E402
+from ipcae.atomic import write_json_atomic  # noqa: E402
+from ipcae.results import versions  # noqa: E402
 
 PRESETS = {"mice_protein": "experiment=paper/mice_protein_classification", "digits": "data=digits"}
 

@@ -29,8 +29,9 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
+from ipcae.atomic import write_json_atomic  # noqa: E402
 from ipcae.callbacks import annealed_temperature  # noqa: E402
-from ipcae.results import versions, write_json_atomic  # noqa: E402
+from ipcae.results import versions  # noqa: E402
 from ipcae.training import build_datamodule, build_model, train  # noqa: E402
 
 CASES = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ipcae.atomic import write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -133,7 +135,7 @@ def main() -> None:
     ]
     out = ROOT / "docs" / "performance.md"
     out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines))
+    write_text_atomic(out, "\n".join(lines))
     print(f"wrote {out}")
 
 

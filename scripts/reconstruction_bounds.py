@@ -20,9 +20,9 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
 
+from ipcae.atomic import write_text_atomic
 from ipcae.data import load_splits
-from ipcae.paper import RECONSTRUCTION_MSE
-from ipcae.report import DISPLAY, write_text_atomic
+from ipcae.paper import METHODS, display_name
 
 RIDGE_PENALTIES = (1e-4, 1e-2, 1.0, 100.0)
 
@@ -44,7 +44,7 @@ def dataset_rows(dataset: str, runs: list[dict]) -> list[str]:
     splits = load_splits(dataset, **options)
     x_train, x_test = np.asarray(splits.x_train, np.float64), np.asarray(splits.x_test, np.float64)
     k = runs[0]["k"]
-    name = DISPLAY.get(dataset, dataset)
+    name = display_name(dataset)
     rows = [f"| {name} | training mean | {mse(x_train.mean(0), x_test):.2e} | |"]
     for components in (k, 2 * k):
         pca = PCA(components, random_state=0).fit(x_train)
@@ -54,9 +54,9 @@ def dataset_rows(dataset: str, runs: list[dict]) -> list[str]:
         mine = [r for r in runs if r["model"] == model]
         ridge = [ridge_test_mse(splits, r["selected_indices"]) for r in mine]
         joint = [r["test"]["mse"] for r in mine]
-        paper = RECONSTRUCTION_MSE.get(model, {}).get(dataset)
+        paper = METHODS[model].reconstruction.get(dataset) if model in METHODS else None
         paper_text = f"{paper:.2e}" if paper else ""
-        label = DISPLAY.get(model, model)
+        label = display_name(model)
         rows.append(f"| {name} | {label}: ridge on its {k} features (n={len(mine)}) | {np.mean(ridge):.2e} | |")
         rows.append(f"| {name} | {label}: joint MLP decoder (n={len(mine)}) | {np.mean(joint):.2e} | {paper_text} |")
     return rows

@@ -10,14 +10,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from ipcae.data import InMemoryDataModule
+from ipcae.data import InMemoryDataModule, dataset_info
 from ipcae.training import build_list, build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """Selectable options of a group (``_base`` files are what the options extend, not options)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
@@ -39,11 +40,11 @@ def test_model_configs_build_a_module(model: str, task: str, decoder: str, tmp_p
         overrides.append(f"model.selector.indices=[{','.join(map(str, range(10)))}]")
     cfg = compose_train(overrides, tmp_path)
     if cfg.model.get("ranker"):  # rankers (LassoNet) have no module of their own; see test_baselines
-        assert cfg.model.ranker == model and cfg.model.k == cfg.data.k
+        assert cfg.model.ranker == model
         return
     datamodule = InMemoryDataModule("digits")
     module = build_model(cfg, datamodule)
-    assert module.selector.k == cfg.data.k
+    assert module.selector.k == datamodule.k == 10
     assert module.task == task
     assert module.hparams.name == model
 
@@ -65,9 +66,39 @@ def test_gjsd_preset_is_direct_with_a_diversity_weight(tmp_path: Path) -> None:
 def test_data_configs_compose(data: str, tmp_path: Path) -> None:
     cfg = compose_train([f"data={data}"], tmp_path)
     assert cfg.data.name == data
-    assert cfg.model.k == cfg.data.k
     datamodule = instantiate(cfg.data)  # loads nothing until setup
     assert isinstance(datamodule, InMemoryDataModule)
+    # K and batch size are declared once, in the dataset's registration.
+    info = dataset_info(data)
+    assert (datamodule.k, datamodule.batch_size) == (info.k, info.batch_size)
+    assert cfg.data.k is None and cfg.data.batch_size is None
+
+
+def test_k_and_batch_size_overrides_reach_the_run(tmp_path: Path) -> None:
+    cfg = compose_train(["data=digits", "data.k=7", "data.batch_size=32"], tmp_path)
+    datamodule = instantiate(cfg.data)
+    assert (datamodule.k, datamodule.batch_size) == (7, 32)
+    assert build_model(cfg, datamodule).selector.k == 7
+    cfg = compose_train(["data=digits", "model.k=4"], tmp_path)
+    assert build_model(cfg, instantiate(cfg.data)).selector.k == 4
+
+
+PAPER_PRESETS = sorted(p.stem for p in (CONF / "experiment" / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PAPER_PRESETS)
+def test_paper_presets_are_the_protocol(preset: str, tmp_path: Path) -> None:
+    dataset, task = preset.rsplit("_", 1)
+    cfg = compose_train([f"experiment=paper/{preset}", "model=ipcae"], tmp_path)
+    assert (cfg.data.name, cfg.task.name) == (dataset, task)
+    assert cfg.retrain is True and cfg.trainer.max_epochs == 200
+    assert (cfg.data.shuffle, cfg.data.drop_last, cfg.data.drop_last_val) == (False, True, True)
+    assert cfg.model.lr == 0.001 and cfg.model.optimizer._target_ == "torch.optim.Adam"
+    assert cfg.callbacks.temperature.start == 10.0 and cfg.callbacks.temperature.every == "epoch"
+    assert cfg.data.options == ({"impute": "paper"} if dataset == "mice_protein" else {})
+    datamodule = instantiate(cfg.data)
+    expected = {"mice_protein": (10, 16), "coil20": (50, 16)}.get(dataset, (50, 128))
+    assert (datamodule.k, datamodule.batch_size) == expected
 
 
 @pytest.mark.parametrize("trainer", group_options("trainer"))
@@ -96,6 +127,22 @@ def test_callbacks_instantiate(tmp_path: Path) -> None:
     cfg = compose_train([], tmp_path)
     names = sorted(type(c).__name__ for c in build_list(cfg.callbacks))
     assert names == ["EpochTimer", "ModelCheckpoint", "SelectionMonitor", "TQDMProgressBar", "TemperatureAnnealing"]
+    # One file per callback: each can be dropped on its own, or all of them.
+    cfg = compose_train(["~callbacks.progress_bar"], tmp_path)
+    assert "TQDMProgressBar" not in {type(c).__name__ for c in build_list(cfg.callbacks)}
+    assert build_list(compose_train(["callbacks=none"], tmp_path).get("callbacks")) == []
+
+
+@pytest.mark.parametrize("optimizer", group_options("model/optimizer"))
+def test_optimizer_and_scheduler_configs_build(optimizer: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"model/optimizer={optimizer}", "model/scheduler=cosine", "model.lr=0.01"], tmp_path)
+    module = build_model(cfg, InMemoryDataModule("digits"))
+    config = module.configure_optimizers()
+    opt = config["optimizer"]
+    assert type(opt).__name__.lower() == optimizer and opt.defaults["lr"] == 0.01
+    assert type(config["lr_scheduler"]["scheduler"]).__name__ == "CosineAnnealingLR"
+    default = build_model(compose_train([], tmp_path), InMemoryDataModule("digits")).configure_optimizers()
+    assert type(default).__name__ == "Adam"
 
 
 @pytest.mark.parametrize("name", group_options("debug") + [f"experiment={e}" for e in group_options("experiment")])

@@ -112,6 +112,7 @@ def test_stg_lambda_is_chosen_on_the_retrained_decoder(tmp_path: Path) -> None:
         results = json.loads((run / "results.json").read_text())
         results["config"]["model"]["selector"] = {"l0_weight": lam}
         results["retrained"] = {"accuracy": retrained_acc, "loss": 0.3, "val_loss": retrained_val}
+        results["reported"] = "retrained"
         (run / "results.json").write_text(json.dumps(results))
     text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
     chosen = [x for x in text.splitlines() if x.startswith("| STG | Mice | classification |") and "| yes |" in x]
@@ -134,3 +135,25 @@ def test_lambdas_compare_on_the_seeds_they_share(tmp_path: Path) -> None:
     assert chosen == ["| GJSD | Mice | classification | 0.1 | 0.5000 | 70.00 | 1 | yes |"]
     assert "| GJSD | Mice | classification | 1 | 0.6000 | 80.00 | 3 |  |" in text
     assert "| GJSD | COIL-20 | classification | 1 | 0.4000 | 95.00 | 1 | yes |" in text
+
+
+def test_every_method_dataset_and_variant_that_ran_gets_its_row(tmp_path: Path) -> None:
+    """A method unknown to the paper table, a dataset outside the paper and an ablation all appear."""
+    store = tmp_path / "store"
+    write_run(store, "ipcae", "mice_protein", 0, 0.94)
+    variant = write_run(store, "ipcae", "mice_protein", 1, 0.90)
+    results = json.loads((variant / "results.json").read_text())
+    results["overrides"] = ["model.selector.noise=per_batch"]
+    (variant / "results.json").write_text(json.dumps(results))
+    write_run(store, "mysel", "mice_protein", 0, 0.81)
+    write_run(store, "mysel", "my_table", 0, 0.77)
+    text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
+    lines = text.splitlines()
+    assert any(x.startswith("| IP-CAE | Mice | 94.00 ± 0.00 (n=1) |") for x in lines)
+    assert any(x.startswith("| IP-CAE [model.selector.noise=per_batch] | Mice | 90.00 ± 0.00 (n=1) |") for x in lines)
+    assert any(x.startswith("| mysel | Mice | 81.00 ± 0.00 (n=1) |") for x in lines)
+    assert any(x.startswith("| mysel | my_table | 77.00 ± 0.00 (n=1) |") for x in lines)
+    # A paper method that did not run still shows its paper value; no paper value is a dash.
+    assert any(x.startswith("| STG | MNIST | not run | 92.29 ± 0.30 |") for x in lines)
+    assert "| - |" not in text
+    assert (tmp_path / "f" / "my_table_classification_curves.png").is_file()

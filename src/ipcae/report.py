@@ -3,9 +3,10 @@
     python -m ipcae.report results/paper [more dirs...] --out docs/results.md --figures docs/figures
 
 Reads every ``results.json`` (and ``failed.json``) below the given directories and writes a CSV of
-all runs, a markdown page of mean +- std per method x dataset x task with the paper's values and
-the differences, the GJSD lambda chosen on validation, and per-epoch curves of Unique Percentage
-and validation accuracy for CAE vs IP-CAE from the runs' ``epochs.csv``.
+all runs, a markdown page of mean +- std per method (and variant) x dataset x task with the paper's
+values and the differences, the tuned hyper-parameters chosen on validation, and per-epoch curves of
+Unique Percentage and the validation metric from the runs' ``epochs.csv``. Every method and dataset
+that ran appears; names and paper values come from :mod:`ipcae.paper`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,58 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ipcae.paper import CLASSIFICATION_ACCURACY, DATASETS, METHODS, RECONSTRUCTION_MSE
-
-DISPLAY = {
-    "mnist": "MNIST", "fashion_mnist": "Fashion", "isolet": "ISOLET", "coil20": "COIL-20",
-    "har": "HAR", "mice_protein": "Mice", "digits": "Digits",
-    "stg": "STG", "lassonet": "LassoNet", "cae": "CAE", "gjsd": "GJSD", "ipcae": "IP-CAE",
-}  # fmt: skip
+from ipcae.atomic import write_text_atomic
+from ipcae.paper import DATASETS, METHODS, display_name
 
 
-RETRAINED_ONLY = ("stg", "lassonet")
+def config_value(config: dict, dotted: str | None) -> object:
+    """The value at a dotted key of a recorded config (None where absent)."""
+    value: object = config
+    for part in (dotted or "").split(".") if dotted else []:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if dotted else None
+
+
+def run_row(path: Path, r: dict) -> dict:
+    """The report's view of one results.json."""
+    config = r.get("config", {})
+    method = METHODS.get(r["model"])
+    tuned = method.tuned if method else None
+    # Overrides that define the run's cell beyond its preset (recorded since results carry them):
+    # an ablation such as model.selector.noise=per_batch gets a row of its own. The tuned
+    # hyper-parameter is not part of the row: it is chosen on validation within it.
+    variant = " ".join(o for o in r.get("overrides") or [] if not (tuned and o.startswith(f"{tuned}=")))
+    selector = config.get("model", {}).get("selector", {}) or {}
+    data = config.get("data", {})
+    retrained = r.get("retrained") or {}
+    return {
+        "path": str(path.parent),
+        "model": r["model"],
+        "variant": variant,
+        "method": f"{r['model']} [{variant}]" if variant else r["model"],
+        "dataset": r["dataset"],
+        "task": r["task"],
+        "seed": r["seed"],
+        "k": r["k"],
+        "lambda": config_value(config, tuned),
+        # Which decoder's test metrics stand for the method: the joint one, or one retrained on
+        # the K selected columns (selectors whose joint decoder sees every feature, such as gates).
+        "reported": r.get("reported", "joint"),
+        "accuracy": r["test"].get("accuracy"),
+        "mse": r["test"].get("mse"),
+        "val_loss": (r.get("val") or {}).get("loss"),
+        "unique_pct": r["unique_pct"],
+        "retrained_accuracy": retrained.get("accuracy"),
+        "retrained_mse": retrained.get("mse"),
+        "retrained_val_loss": retrained.get("val_loss"),
+        "best_epoch": r.get("best_epoch"),
+        "epochs": r.get("epochs"),
+        "train_seconds": r.get("train_seconds"),
+        "impute": (data.get("options") or {}).get("impute"),
+        "shuffle": data.get("shuffle"),
+        "noise": selector.get("noise"),
+        "selected_indices": " ".join(map(str, r["selected_indices"])),
+    }
 
 
 def load_runs(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,77 +82,51 @@ def load_runs(dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, failures = [], []
     for root in dirs:
         for path in sorted(Path(root).rglob("results.json")):
-            r = json.loads(path.read_text())
-            config = r.get("config", {})
-            selector = config.get("model", {}).get("selector", {})
-            data = config.get("data", {})
-            retrained = r.get("retrained") or {}
-            rows.append(
-                {
-                    "path": str(path.parent),
-                    "model": r["model"],
-                    "dataset": r["dataset"],
-                    "task": r["task"],
-                    "seed": r["seed"],
-                    "k": r["k"],
-                    # The method's own penalty weight: GJSD's diversity reward, STG's L0 penalty.
-                    "lambda": selector.get("l0_weight" if r["model"] == "stg" else "diversity_weight"),
-                    "accuracy": r["test"].get("accuracy"),
-                    "mse": r["test"].get("mse"),
-                    "val_loss": (r.get("val") or {}).get("loss"),
-                    "unique_pct": r["unique_pct"],
-                    "retrained_accuracy": retrained.get("accuracy"),
-                    "retrained_mse": retrained.get("mse"),
-                    "retrained_val_loss": retrained.get("val_loss"),
-                    "best_epoch": r.get("best_epoch"),
-                    "epochs": r.get("epochs"),
-                    "train_seconds": r.get("train_seconds"),
-                    "impute": (data.get("options") or {}).get("impute"),
-                    "shuffle": data.get("shuffle"),
-                    "noise": selector.get("noise"),
-                    "selected_indices": " ".join(map(str, r["selected_indices"])),
-                }
-            )
+            rows.append(run_row(path, json.loads(path.read_text())))
         for path in sorted(Path(root).rglob("failed.json")):
             if (path.parent / "results.json").exists():
                 continue
             f = json.loads(path.read_text())
             config = f.get("config", {})
+            model = config.get("model", {}).get("name")
             failures.append(
                 {
                     "path": str(path.parent),
-                    "model": config.get("model", {}).get("name"),
+                    "method": model,
                     "dataset": config.get("data", {}).get("name"),
                     "task": config.get("task", {}).get("name"),
                     "error": f["error"].splitlines()[0],
                 }
             )
-    return pd.DataFrame(rows), pd.DataFrame(failures, columns=["path", "model", "dataset", "task", "error"])
+    return pd.DataFrame(rows), pd.DataFrame(failures, columns=["path", "method", "dataset", "task", "error"])
 
 
-TUNED = ("gjsd", "stg")
+def reported_metric(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """Each run's test ``metric`` from the decoder that stands for its method (see ``reported``)."""
+    retrained = pd.to_numeric(runs[f"retrained_{metric}"], errors="coerce")
+    return pd.to_numeric(runs[metric], errors="coerce").where(runs.reported != "retrained", retrained)
 
 
 def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep, per method x dataset x task, only the runs of the lambda with the lowest mean validation loss.
+    """Keep, per method x dataset x task, only the runs of the tuned value with the lowest mean validation loss.
 
-    The mean is taken over the seeds that every lambda of the cell has run.
-
-    Applies to the methods whose penalty weight is not published (GJSD, STG). For STG the loss is
-    the retrained decoder's where recorded.
+    Applies to the methods whose table entry names a ``tuned`` hyper-parameter (a penalty weight
+    the paper does not publish). The mean is taken over the seeds that every value of the cell
+    has run. The loss is that of the decoder whose numbers the method reports.
     """
-    tuned = runs[runs.model.isin(TUNED)].copy()
+    tuned = runs[runs["lambda"].notna()].copy()
     if tuned.empty:
         return runs, pd.DataFrame()
-    # Ranking methods are reported through the retrained decoder on their top K: their lambda is
-    # chosen on that decoder's validation loss, not on the joint model's (which sees every feature).
+    # Methods reported through a retrained decoder on their top K choose on that decoder's
+    # validation loss, not on the joint model's (which may see every feature).
     retrained_val = pd.to_numeric(tuned.retrained_val_loss, errors="coerce")
-    ranked = tuned.model.isin(RETRAINED_ONLY) & retrained_val.notna()
-    tuned["val_loss"] = pd.to_numeric(tuned.val_loss, errors="coerce").where(~ranked, retrained_val)
-    # Lambdas are compared on the seeds every one of them has run (paired), so a sweep that ran one
-    # seed per lambda and more seeds only for the winner still ranks them on equal terms. Without a
-    # seed in common, each lambda is averaged over its own seeds.
-    cells = ["model", "dataset", "task"]
+    use_retrained = (tuned.reported == "retrained") & retrained_val.notna()
+    tuned["val_loss"] = pd.to_numeric(tuned.val_loss, errors="coerce").where(~use_retrained, retrained_val)
+    tuned["reported_accuracy"] = reported_metric(tuned, "accuracy")
+    # Values are compared on the seeds every one of them has run (paired), so a sweep that ran one
+    # seed per value and more seeds only for the winner still ranks them on equal terms. Without a
+    # seed in common, each value is averaged over its own seeds.
+    cells = ["method", "dataset", "task"]
     keys = [*cells, "lambda"]
     lambdas_in_cell = tuned.groupby(cells)["lambda"].transform("nunique")
     shared = tuned.groupby([*cells, "seed"])["lambda"].transform("nunique") == lambdas_in_cell
@@ -118,20 +135,32 @@ def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         tuned.assign(val_loss=tuned.val_loss.where(counted))
         .groupby(keys, as_index=False)
         .agg(
+            model=("model", "first"),
             val_loss=("val_loss", "mean"),
-            accuracy=("accuracy", "mean"),
-            retrained_accuracy=("retrained_accuracy", "mean"),
+            accuracy=("reported_accuracy", "mean"),
             mse=("mse", "mean"),
             seeds=("seed", "nunique"),
         )
     )
     best = table.loc[table.groupby(cells).val_loss.idxmin()]
     chosen = set(best[keys].itertuples(index=False, name=None))
-    keep = ~runs.model.isin(TUNED) | pd.Series(
+    keep = runs["lambda"].isna() | pd.Series(
         [key in chosen for key in runs[keys].itertuples(index=False, name=None)], index=runs.index
     )
     table["chosen"] = [key in chosen for key in table[keys].itertuples(index=False, name=None)]
     return runs[keep], table
+
+
+def ordered(names: Iterable[str], known: Iterable[str]) -> list[str]:
+    """``known`` first in their order, then the rest alphabetically."""
+    names, known = set(names), list(known)
+    return [n for n in known if n in names] + sorted(names - set(known))
+
+
+def row_label(method: str) -> str:
+    """``ipcae [model.selector.noise=per_batch]`` -> ``IP-CAE [model.selector.noise=per_batch]``."""
+    model, _, variant = method.partition(" ")
+    return f"{display_name(model)} {variant}".strip()
 
 
 def cell(values: pd.Series, scale: float = 1.0, fmt: str = ".2f") -> str:
@@ -142,12 +171,10 @@ def cell(values: pd.Series, scale: float = 1.0, fmt: str = ".2f") -> str:
     return f"{values.mean():{fmt}} ± {std:{fmt}} (n={len(values)})"
 
 
-def missing_note(failures: pd.DataFrame, dataset: str, task: str, model: str) -> str:
-    hits = failures[(failures.dataset == dataset) & (failures.task == task) & (failures.model == model)]
-    if hits.empty:
-        return "not run"
+def missing_note(failures: pd.DataFrame, dataset: str, task: str, method: str) -> str:
+    hits = failures[(failures.dataset == dataset) & (failures.task == task) & (failures.method == method)]
     # The full error line is listed once per dataset under "Runs that failed"; a table cell only points there.
-    return "failed (see below)"
+    return "not run" if hits.empty else "failed (see below)"
 
 
 def failure_section(failures: pd.DataFrame) -> list[str]:
@@ -156,37 +183,60 @@ def failure_section(failures: pd.DataFrame) -> list[str]:
         return []
     lines = ["## Runs that failed", ""]
     for error, group in failures.groupby("error", sort=False):
-        cells = sorted({f"{DISPLAY.get(r.model, r.model)} {r.task}" for r in group.itertuples()})
-        datasets = ", ".join(sorted({DISPLAY.get(d, d) for d in group.dataset}))
+        cells = sorted({f"{row_label(str(r.method))} {r.task}" for r in group.itertuples()})
+        datasets = ", ".join(sorted({display_name(str(d)) for d in group.dataset}))
         runs = f"{len(group)} run{'' if len(group) == 1 else 's'}"
         lines.append(f"- {datasets} ({runs}: {', '.join(cells)}): `{error}`")
     lines.append("")
     return lines
 
 
-def classification_table(runs: pd.DataFrame, failures: pd.DataFrame, methods: Iterable[str]) -> list[str]:
+def table_cells(runs: pd.DataFrame, failures: pd.DataFrame, task: str) -> list[tuple[str, str, pd.DataFrame]]:
+    """(method, dataset, runs) for every cell to show: each paper method on each paper dataset
+    (so that a missing cell is visible), and every method and dataset that ran or failed."""
+    ran = runs[runs.task == task]
+    tried = failures[failures.task == task]
+    paper = [
+        m
+        for m, entry in METHODS.items()
+        if (entry.classification if task == "classification" else entry.reconstruction)
+    ]
+    methods = ordered({*paper, *ran.method, *tried.method.dropna()}, METHODS)
+    datasets = ordered({*DATASETS, *ran.dataset, *tried.dataset.dropna()}, DATASETS)
+    cells = []
+    for method in methods:
+        for dataset in datasets:
+            sel = ran[(ran.method == method) & (ran.dataset == dataset)]
+            # A method's variants and non-paper datasets are shown only where they ran.
+            if (
+                sel.empty
+                and (" " in method or dataset not in DATASETS or method not in paper)
+                and not ((tried.method == method) & (tried.dataset == dataset)).any()
+            ):
+                continue
+            cells.append((method, dataset, sel))
+    return cells
+
+
+def classification_table(runs: pd.DataFrame, failures: pd.DataFrame) -> list[str]:
     lines = [
         "| method | dataset | ours: accuracy % | paper | ours - paper | unique % | retrained accuracy % |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    cls = runs[runs.task == "classification"]
-    for method in methods:
-        for dataset in DATASETS:
-            sel = cls[(cls.model == method) & (cls.dataset == dataset)]
-            paper = CLASSIFICATION_ACCURACY.get(method, {}).get(dataset)
-            paper_text = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else ""
-            if sel.empty:
-                note = missing_note(failures, dataset, "classification", method)
-                lines.append(f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {note} | {paper_text} | | | |")
-                continue
-            # Ranking methods are only evaluated with a retrained decoder, as in the paper.
-            accuracy = sel.retrained_accuracy if method in RETRAINED_ONLY else sel.accuracy
-            ours = cell(accuracy, 100)
-            diff = f"{100 * accuracy.mean() - paper[0]:+.2f}" if paper else ""
-            lines.append(
-                f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {ours} | {paper_text} | {diff} | "
-                f"{cell(sel.unique_pct, fmt='.0f')} | {cell(sel.retrained_accuracy, 100)} |"
-            )
+    for method, dataset, sel in table_cells(runs, failures, "classification"):
+        entry = METHODS.get(method)
+        paper = entry.classification.get(dataset) if entry else None
+        paper_text = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else ""
+        label = f"| {row_label(method)} | {display_name(dataset)} |"
+        if sel.empty:
+            lines.append(f"{label} {missing_note(failures, dataset, 'classification', method)} | {paper_text} | | | |")
+            continue
+        accuracy = reported_metric(sel, "accuracy")
+        diff = f"{100 * accuracy.mean() - paper[0]:+.2f}" if paper else ""
+        lines.append(
+            f"{label} {cell(accuracy, 100)} | {paper_text} | {diff} | "
+            f"{cell(sel.unique_pct, fmt='.0f')} | {cell(pd.to_numeric(sel.retrained_accuracy), 100)} |"
+        )
     return lines
 
 
@@ -195,54 +245,53 @@ def reconstruction_table(runs: pd.DataFrame, failures: pd.DataFrame) -> list[str
         "| method | dataset | ours: test MSE | paper | unique % | retrained MSE |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    rec = runs[runs.task == "reconstruction"]
-    for method in ("cae", "ipcae"):
-        for dataset in DATASETS:
-            sel = rec[(rec.model == method) & (rec.dataset == dataset)]
-            paper = RECONSTRUCTION_MSE.get(method, {}).get(dataset)
-            paper_text = f"{paper:.2e}" if paper else ""
-            if sel.empty:
-                note = missing_note(failures, dataset, "reconstruction", method)
-                lines.append(f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {note} | {paper_text} | | |")
-                continue
-            mse = sel.mse.dropna()
-            std = mse.std(ddof=1) if len(mse) > 1 else 0.0
-            lines.append(
-                f"| {DISPLAY[method]} | {DISPLAY[dataset]} | {mse.mean():.2e} ± {std:.1e} (n={len(mse)}) | "
-                f"{paper_text} | {cell(sel.unique_pct, fmt='.0f')} | {cell(sel.retrained_mse, fmt='.2e')} |"
-            )
+    for method, dataset, sel in table_cells(runs, failures, "reconstruction"):
+        entry = METHODS.get(method)
+        paper = entry.reconstruction.get(dataset) if entry else None
+        paper_text = f"{paper:.2e}" if paper else ""
+        label = f"| {row_label(method)} | {display_name(dataset)} |"
+        if sel.empty:
+            lines.append(f"{label} {missing_note(failures, dataset, 'reconstruction', method)} | {paper_text} | | |")
+            continue
+        mse = reported_metric(sel, "mse").dropna()
+        std = mse.std(ddof=1) if len(mse) > 1 else 0.0
+        lines.append(
+            f"{label} {mse.mean():.2e} ± {std:.1e} (n={len(mse)}) | {paper_text} | "
+            f"{cell(sel.unique_pct, fmt='.0f')} | {cell(pd.to_numeric(sel.retrained_mse), fmt='.2e')} |"
+        )
     return lines
 
 
 def plot_curves(runs: pd.DataFrame, figures: Path) -> list[Path]:
-    """Per dataset: mean over seeds of val/unique_pct and the validation metric per epoch, CAE vs IP-CAE."""
+    """Per dataset and task: mean over seeds of val/unique_pct and the validation metric per epoch,
+    one line per method whose runs recorded per-epoch metrics."""
     written = []
-    for (dataset, task), group in runs[runs.model.isin(["cae", "ipcae"])].groupby(["dataset", "task"]):
+    for (dataset, task), group in runs.groupby(["dataset", "task"]):
         metric = "val/accuracy" if task == "classification" else "val/mse"
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         plotted = False
-        for model, model_runs in group.groupby("model"):
-            curves = [
-                pd.read_csv(Path(p) / "epochs.csv") for p in model_runs.path if (Path(p) / "epochs.csv").is_file()
-            ]
+        for method in ordered(set(group.method), METHODS):
+            paths = group[group.method == method].path
+            curves = [pd.read_csv(Path(p) / "epochs.csv") for p in paths if (Path(p) / "epochs.csv").is_file()]
             if not curves:
                 continue
             stacked = pd.concat(curves).groupby("epoch")
             for ax, column in zip(axes, ["val/unique_pct", metric], strict=True):
                 if column in curves[0]:
                     mean = stacked[column].mean()
-                    ax.plot(mean.index, mean.values, label=f"{DISPLAY[model]} (n={len(curves)})")
+                    ax.plot(mean.index, mean.values, label=f"{row_label(method)} (n={len(curves)})")
                     plotted = True
         if not plotted:
             plt.close(fig)
             continue
-        axes[0].set(title=f"{DISPLAY[dataset]} {task}: Unique Percentage", xlabel="epoch", ylabel="%")
-        axes[1].set(title=f"{DISPLAY[dataset]} {task}: {metric}", xlabel="epoch")
+        name = display_name(dataset)
+        axes[0].set(title=f"{name} {task}: Unique Percentage", xlabel="epoch", ylabel="%")
+        axes[1].set(title=f"{name} {task}: {metric}", xlabel="epoch")
         if task == "reconstruction":
             axes[1].set_yscale("log")
         for ax in axes:
             if ax.get_legend_handles_labels()[0]:
-                ax.legend()
+                ax.legend(fontsize="small")
             ax.grid(alpha=0.3)
         fig.tight_layout()
         figures.mkdir(parents=True, exist_ok=True)
@@ -253,11 +302,30 @@ def plot_curves(runs: pd.DataFrame, figures: Path) -> list[Path]:
     return written
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def lambda_section(lambdas: pd.DataFrame) -> list[str]:
+    if lambdas.empty:
+        return []
+    names = ", ".join(
+        f"{display_name(m)} (`{METHODS[m].tuned}`)" for m in ordered(set(lambdas.model), METHODS) if m in METHODS
+    )
+    lines = [
+        "## Hyper-parameters chosen on validation (lowest mean validation loss)",
+        "",
+        f"Swept and chosen per dataset: {names}. Test accuracy is the one the classification table reports",
+        "(for STG the decoder retrained on the top K: its joint decoder sees all features through the gates).",
+        "*Averaged over the seeds that every value of the cell ran, so that values compare on the same seeds.",
+        "",
+        "| method | dataset | task | lambda | mean val loss* | mean test accuracy % | seeds | chosen |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in lambdas.itertuples():
+        acc = f"{100 * row.accuracy:.2f}" if pd.notna(row.accuracy) else ""
+        lines.append(
+            f"| {row_label(row.method)} | {display_name(row.dataset)} | {row.task} | {row._4:g} | {row.val_loss:.4f} | "
+            f"{acc} | {row.seeds} | {'yes' if row.chosen else ''} |"
+        )
+    lines.append("")
+    return lines
 
 
 def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
@@ -266,15 +334,13 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
         raise SystemExit(
             f"error: no results.json under {', '.join(map(str, dirs))}: run scripts/reproduce_paper.sh first"
         )
-    runs = runs.sort_values(["task", "dataset", "model", "lambda", "seed"], na_position="first")
+    runs = runs.sort_values(["task", "dataset", "method", "lambda", "seed"], na_position="first")
     csv.parent.mkdir(parents=True, exist_ok=True)
     runs.drop(columns=["path"]).assign(source=[os.path.relpath(p, csv.parent) for p in runs.path]).to_csv(
         csv, index=False
     )
     selected, lambdas = choose_lambda(runs)
     figure_paths = plot_curves(selected, figures)
-    present = [m for m in METHODS if m in set(runs.model)] or list(METHODS)
-    methods = [m for m in METHODS if m in present or m in ("cae", "gjsd", "ipcae")]
     sources = ", ".join(f"`{d}`" for d in dirs)
     lines = [
         "# Results",
@@ -284,10 +350,11 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
         "",
         "Mean ± sample standard deviation over seeds; n = number of seeds. Test metrics are taken at the",
         "checkpoint with the lowest validation loss. Paper values: Nilsson, Wijk et al., ICML 2024.",
+        "A method shown with overrides in brackets is a variant of its preset (an ablation).",
         "",
         "## Classification (test accuracy, %)",
         "",
-        *classification_table(selected, failures, methods),
+        *classification_table(selected, failures),
         "",
         "## Reconstruction (test MSE over all features)",
         "",
@@ -302,26 +369,7 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
             "from `python scripts/reconstruction_bounds.py`.",
             "",
         ]
-    if not lambdas.empty:
-        lines += [
-            "## GJSD and STG: lambda chosen on validation (lowest mean validation loss)",
-            "",
-            "Test accuracy is the one the classification table reports: joint decoder for GJSD, retrained",
-            "decoder on the top K for STG (its joint decoder sees all features through the gates).",
-            "*Averaged over the seeds that every lambda of the cell ran, so that lambdas compare on the same seeds.",
-            "",
-            "| method | dataset | task | lambda | mean val loss* | mean test accuracy % | seeds | chosen |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for row in lambdas.itertuples():
-            value = row.retrained_accuracy if row.model in RETRAINED_ONLY else row.accuracy
-            acc = f"{100 * value:.2f}" if pd.notna(value) else ""
-            lines.append(
-                f"| {DISPLAY[row.model]} | {DISPLAY[row.dataset]} | {row.task} | {row._4:g} | {row.val_loss:.4f} | "
-                f"{acc} | {row.seeds} | "
-                f"{'yes' if row.chosen else ''} |"
-            )
-        lines.append("")
+    lines += lambda_section(lambdas)
     settings = runs.groupby(["dataset", "impute", "shuffle", "noise"], dropna=False).size().reset_index(name="runs")
     lines += [
         "## Settings recorded with the runs",
@@ -331,12 +379,10 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
     ]
     for row in settings.itertuples():
         impute = row.impute if isinstance(row.impute, str) else ""
-        lines.append(
-            f"| {DISPLAY.get(row.dataset, row.dataset)} | {impute} | {row.shuffle} | {row.noise} | {row.runs} |"
-        )
+        lines.append(f"| {display_name(row.dataset)} | {impute} | {row.shuffle} | {row.noise} | {row.runs} |")
     lines.append("")
     if figure_paths:
-        lines += ["## Unique Percentage and validation metric per epoch (CAE vs IP-CAE, mean over seeds)", ""]
+        lines += ["## Unique Percentage and validation metric per epoch (mean over seeds)", ""]
         lines += [f"![{p.stem}]({os.path.relpath(p, out.parent)})" for p in figure_paths]
         lines.append("")
     lines += failure_section(failures)

@@ -1,18 +1,30 @@
-"""The per-run ``results.json``: what a run selected and how well, written atomically."""
+"""The per-run ``results.json``: what a run selected and how well (its schema lives here)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 import ipcae
+from ipcae.metrics import unique_percentage
+
+RESULTS_FILE = "results.json"
+
+# Overrides that do not define which cell of a comparison a run belongs to: where it runs, how it
+# is logged, its seed (cells aggregate seeds), and the choices already in the cell's name
+# (dataset, task, method preset, protocol). Everything else a user changes makes a variant.
+NOT_CELL_DEFINING = (
+    "seed", "data", "task", "model", "experiment", "protocol", "launcher", "logger", "debug", "paths", "hydra",
+    "store_dir", "ckpt_path", "threads", "compile", "tags", "retrain", "callbacks.progress_bar", "trainer",
+    "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes", "data.data_dir",
+    "data.eval_batch_size", "data.steps_per_batch",
+)  # fmt: skip
 
 
 def versions() -> dict[str, str]:
@@ -51,23 +63,87 @@ def machine_roots(paths: dict[str, Any] | None = None) -> dict[str, str]:
     return roots
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temporary file and a rename.
+def cell_overrides(overrides: list[str]) -> list[str]:
+    """The command-line overrides that make a run a variant of its preset (sorted)."""
 
-    Readers never see a half-written file, and an existing file is only replaced by a complete one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    def defines_cell(override: str) -> bool:
+        key = override.split("=", 1)[0].lstrip("+~")
+        # Group choices such as model/selector=direct count; Hydra's own settings and paths do not.
+        return key not in NOT_CELL_DEFINING and not key.startswith(("hydra", "paths."))
+
+    return sorted(o for o in overrides if defines_cell(o))
+
+
+def run_overrides() -> list[str]:
+    """This Hydra job's task overrides, or none outside Hydra (tests, Python use)."""
+    from hydra.core.hydra_config import HydraConfig
+
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def summarize(
+    cfg: DictConfig,
+    datamodule: Any,
+    *,
+    model_name: str,
+    selector_name: str,
+    task: str,
+    indices: list[int],
+    test: dict[str, float],
+    reported: str = "joint",
+    **extra: Any,
+) -> dict[str, Any]:
+    """The fields of ``results.json`` (see the README)."""
+    names = datamodule.feature_names
+    splits = datamodule.load()
+    config = OmegaConf.to_container(cfg, resolve=True)
+    # Record the values the run used where the config left them to the dataset's defaults.
+    config["data"].update(k=datamodule.k, batch_size=datamodule.batch_size)
+    if "k" in config.get("model", {}):
+        config["model"]["k"] = len(indices)
+    return {
+        "model": model_name,
+        "selector": selector_name,
+        "dataset": datamodule.name,
+        "task": task,
+        "k": len(indices),
+        "seed": cfg.seed,
+        "selected_indices": list(indices),
+        "selected_features": [names[i] for i in indices],
+        "unique_pct": float(unique_percentage(torch.as_tensor(indices))),
+        "test": test,
+        "reported": reported,
+        **extra,
+        "n_train": splits.sizes[0],
+        "n_val": splits.sizes[1],
+        "n_test": splits.sizes[2],
+        "n_features": splits.num_features,
+        "n_classes": splits.num_classes if task == "classification" else None,
+        "batch_size": datamodule.batch_size,
+        "overrides": cell_overrides(run_overrides()),
+        "config": portable(config, machine_roots(cfg.get("paths"))),
+        "versions": versions(),
+    }
+
+
+def stage_metrics(metrics: dict[str, Any], stage: str) -> dict[str, float]:
+    """``{"test/accuracy": t, ...}`` -> ``{"accuracy": float(t), ...}`` for one stage."""
+    prefix = f"{stage}/"
+    return {name[len(prefix) :]: float(v) for name, v in metrics.items() if name.startswith(prefix)}
+
+
+def print_summary(results: dict[str, Any], path: Path) -> None:
+    metrics = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items() if value is not None)
+    print(f"{results['model']} on {results['dataset']} ({results['task']}, K={results['k']}, seed={results['seed']})")
+    print(f"test: {metrics}; unique features: {results['unique_pct']:.0f}%")
+    if results.get("retrained"):
+        retrained = ", ".join(f"{n} {v:.4f}" for n, v in results["retrained"].items() if v is not None)
+        print(f"test with a retrained decoder: {retrained}")
+    print(f"selected: {', '.join(results['selected_features'])}")
+    print(f"results: {path}")
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

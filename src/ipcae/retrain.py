@@ -34,6 +34,7 @@ def retrain_decoder(
         lr=cfg.model.get("lr", 1e-3),
         weight_decay=cfg.model.get("weight_decay", 0.0),
         name=f"{cfg.model.name}-retrained",
+        optimizer=OmegaConf.to_container(cfg.model.optimizer, resolve=True) if cfg.model.get("optimizer") else None,
     )
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     with tempfile.TemporaryDirectory(prefix="ipcae-retrain-") as tmp:

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ipcae.results import machine_roots, portable, read_results, write_json_atomic
+from ipcae.atomic import atomic_file, write_json_atomic
+from ipcae.results import machine_roots, portable, read_results
 
 IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile")
 RESULTS_FILE = "results.json"
@@ -68,9 +69,8 @@ def save_run(store: str | Path, cfg: DictConfig, results: dict[str, Any], output
     target.mkdir(parents=True, exist_ok=True)
     metrics = output_dir / "metrics.csv"
     if metrics.is_file():
-        tmp = target / f".{EPOCHS_FILE}.tmp"
-        compact_epochs(metrics).to_csv(tmp, index=False)
-        tmp.replace(target / EPOCHS_FILE)
+        with atomic_file(target / EPOCHS_FILE) as f:
+            compact_epochs(metrics).to_csv(f, index=False)
     (target / FAILED_FILE).unlink(missing_ok=True)
     # results.json last: its presence marks the run as finished.
     return write_json_atomic(target / RESULTS_FILE, results)

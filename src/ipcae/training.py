@@ -1,8 +1,7 @@
-"""What ``src/train.py`` and ``src/eval.py`` run: build everything from a Hydra config, fit, test, report."""
+"""What ``src/train.py`` and ``src/eval.py`` run: build everything from a Hydra config, fit, test, record."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,14 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ipcae.atomic import write_json_atomic
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
-from ipcae.gumbel import set_compiled
-from ipcae.lassonet_baseline import lassonet_ranking
-from ipcae.metrics import unique_percentage
 from ipcae.module import FeatureSelectionModule
-from ipcae.results import machine_roots, portable, versions, write_json_atomic
+from ipcae.results import RESULTS_FILE, print_summary, stage_metrics, summarize
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
-
-log = logging.getLogger("ipcae")
-RESULTS_FILE = "results.json"
 
 
 def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
@@ -34,9 +28,17 @@ def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     return datamodule
 
 
+def model_k(cfg: DictConfig, datamodule: InMemoryDataModule) -> int:
+    """K: ``model.k`` if set, else the data config's, else the dataset's registered default."""
+    k = cfg.model.get("k")
+    k = datamodule.k if k is None else k
+    check_k(k, datamodule.num_features)  # before Hydra could wrap the error
+    return k
+
+
 def build_model(cfg: DictConfig, datamodule: InMemoryDataModule) -> FeatureSelectionModule:
-    check_k(cfg.model.k, datamodule.num_features)  # before Hydra could wrap the error
     kwargs = OmegaConf.to_container(cfg.model, resolve=True)
+    kwargs["k"] = model_k(cfg, datamodule)
     model_class = get_class(kwargs.pop("_target_"))
     return model_class(
         num_features=datamodule.num_features,
@@ -71,98 +73,27 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
 def checkpoint_epoch(path: str | None, default: int) -> int:
     if path is None:
         return default
-    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
 
 
-def summarize(
-    cfg: DictConfig,
-    datamodule: InMemoryDataModule,
-    *,
-    model_name: str,
-    selector_name: str,
-    task: str,
-    indices: list[int],
-    test: dict[str, float],
-    **extra: Any,
-) -> dict[str, Any]:
-    """The fields of ``results.json`` (see the README)."""
-    names = datamodule.feature_names
-    splits = datamodule.load()
-    return {
-        "model": model_name,
-        "selector": selector_name,
-        "dataset": datamodule.name,
-        "task": task,
-        "k": len(indices),
-        "seed": cfg.seed,
-        "selected_indices": list(indices),
-        "selected_features": [names[i] for i in indices],
-        "unique_pct": float(unique_percentage(torch.as_tensor(indices))),
-        "test": test,
-        **extra,
-        "n_train": splits.sizes[0],
-        "n_val": splits.sizes[1],
-        "n_test": splits.sizes[2],
-        "n_features": splits.num_features,
-        "n_classes": splits.num_classes if task == "classification" else None,
-        "config": portable(OmegaConf.to_container(cfg, resolve=True), machine_roots(cfg.get("paths"))),
-        "versions": versions(),
-    }
+def apply_process_settings(cfg: DictConfig) -> None:
+    """Settings that hold for the whole process: torch threads and compiled kernels."""
+    from ipcae.gumbel import set_compiled
+
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    if cfg.get("compile") is not None:
+        set_compiled(bool(cfg.compile))
 
 
-def stage_metrics(metrics: dict[str, Any], stage: str) -> dict[str, float]:
-    """``{"test/accuracy": t, ...}`` -> ``{"accuracy": float(t), ...}`` for one stage."""
-    prefix = f"{stage}/"
-    return {name[len(prefix) :]: float(v) for name, v in metrics.items() if name.startswith(prefix)}
-
-
-def model_summary(model: FeatureSelectionModule) -> dict[str, Any]:
-    return {
-        "model_name": model.hparams.name,
-        "selector_name": model.hparams.selector["_target_"].rsplit(".", 1)[-1],
-        "task": model.task,
-        "indices": model.selector.selected_indices().cpu().tolist(),
-    }
-
-
-def finish(cfg: DictConfig, results: dict[str, Any]) -> dict[str, Any]:
+def record(cfg: DictConfig, results: dict[str, Any]) -> dict[str, Any]:
     """Write results.json atomically (and into the store), print the summary."""
     output_dir = Path(cfg.paths.output_dir)
     path = write_json_atomic(output_dir / RESULTS_FILE, results)
     if cfg.get("store_dir"):
         save_run(cfg.store_dir, cfg, results, output_dir)
-    report(results, path)
+    print_summary(results, path)
     return results
-
-
-def train_ranker(cfg: DictConfig) -> dict[str, Any]:
-    """Methods that output a feature ranking (LassoNet): top K, then the retrained-decoder protocol."""
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    check_k(cfg.model.k, datamodule.num_features)
-    if cfg.model.ranker != "lassonet":
-        raise ConfigError(f"model.ranker={cfg.model.ranker!r} is unknown: use lassonet")
-    options = OmegaConf.to_container(cfg.model.get("options") or {}, resolve=True)
-    started = time.perf_counter()
-    stop_at = cfg.model.k if cfg.model.get("path_until_k") else None
-    ranking = lassonet_ranking(datamodule.load(), cfg.task.name, cfg.seed, stop_at=stop_at, **options)
-    rank_seconds = time.perf_counter() - started
-    indices = [int(i) for i in ranking[: cfg.model.k]]
-    retrained = retrain_decoder(cfg, datamodule, indices, cfg.task.name)
-    results = summarize(
-        cfg,
-        datamodule,
-        model_name=cfg.model.name,
-        selector_name="LassoNet",
-        task=cfg.task.name,
-        indices=indices,
-        test={name: value for name, value in retrained.items() if name != "val_loss"},
-        val={"loss": retrained.get("val_loss")},
-        retrained=retrained,
-        train_seconds=round(time.perf_counter() - started, 3),
-        rank_seconds=round(rank_seconds, 3),
-    )
-    return finish(cfg, results)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -177,12 +108,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if done is not None:
             print(f"already finished: {run_dir(store, cfg)}")
             return done
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-    if cfg.get("compile") is not None:
-        set_compiled(bool(cfg.compile))
+    apply_process_settings(cfg)
     if cfg.model.get("ranker"):
-        return train_ranker(cfg)
+        from ipcae.ranking import train_ranker
+
+        return record(cfg, train_ranker(cfg))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
@@ -202,16 +132,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if not trainer.is_global_zero:
         return {}
     timer = next((c for c in callbacks if hasattr(c, "epoch_seconds")), None)
-    summary = model_summary(model)
+    indices = model.selector.selected_indices().cpu().tolist()
     extra: dict[str, Any] = {}
-    if cfg.get("retrain") or getattr(model.selector, "out_features", None) != model.selector.k:
-        # Methods whose decoder sees more than the K features (STG) are only comparable retrained.
-        extra["retrained"] = retrain_decoder(cfg, datamodule, summary["indices"], summary["task"])
+    # A selector whose decoder sees more than its K features (gates) is only comparable through a
+    # decoder retrained on the K; that is then the number it reports.
+    sees_all = model.selector.out_features != model.selector.k
+    if cfg.get("retrain") or sees_all:
+        extra["retrained"] = retrain_decoder(cfg, datamodule, indices, model.task)
     results = summarize(
         cfg,
         datamodule,
-        **summary,
+        model_name=model.hparams.name,
+        selector_name=type(model.selector).__name__,
+        task=model.task,
+        indices=indices,
         test=stage_metrics(test_metrics, "test"),
+        reported="retrained" if sees_all else "joint",
         val=stage_metrics(val_metrics, "val"),
         **extra,
         best_epoch=checkpoint_epoch(best, default=trainer.current_epoch - 1),
@@ -219,7 +155,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         train_seconds=round(train_seconds, 3),
         epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
     )
-    return finish(cfg, results)
+    return record(cfg, results)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -230,7 +166,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "pass ckpt_path=<run dir>/checkpoints/<name>.ckpt"
         )
     datamodule = build_datamodule(cfg)
-    model = FeatureSelectionModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    model = FeatureSelectionModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
     if model.hparams.num_features != datamodule.num_features:
         raise ConfigError(
             f"the checkpoint selects from {model.hparams.num_features} features but data={datamodule.name} "
@@ -241,7 +177,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     results = summarize(
         cfg,
         datamodule,
-        **model_summary(model),
+        model_name=model.hparams.name,
+        selector_name=type(model.selector).__name__,
+        task=model.task,
+        indices=model.selector.selected_indices().cpu().tolist(),
         test=stage_metrics(test_metrics, "test"),
         best_epoch=checkpoint_epoch(cfg.ckpt_path, default=-1),
         epochs=None,
@@ -249,15 +188,4 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         epoch_seconds=None,
         checkpoint=str(Path(cfg.ckpt_path).resolve()),
     )
-    return finish(cfg, results)
-
-
-def report(results: dict[str, Any], path: Path) -> None:
-    metrics = ", ".join(f"{name} {value:.4f}" for name, value in results["test"].items())
-    print(f"{results['model']} on {results['dataset']} ({results['task']}, K={results['k']}, seed={results['seed']})")
-    print(f"test: {metrics}; unique features: {results['unique_pct']:.0f}%")
-    if results.get("retrained"):
-        retrained = ", ".join(f"{name} {value:.4f}" for name, value in results["retrained"].items())
-        print(f"test with a retrained decoder: {retrained}")
-    print(f"selected: {', '.join(results['selected_features'])}")
-    print(f"results: {path}")
+    return record(cfg, results)

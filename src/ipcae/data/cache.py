@@ -16,12 +16,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import torch
 
+from ipcae.atomic import atomic_file
 from ipcae.data.files import cache_root
 from ipcae.data.splits import Splits
 
@@ -120,17 +120,8 @@ def cached_splits(
 
 def _write(folder: Path, path: Path, entry: dict[str, object]) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        # A read-only home must not stop training: it only costs the parse next time.
-        log.warning("cannot write the dataset cache in %s (%s): set IPCAE_CACHE_DIR", folder, exc)
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path, binary=True) as f:
             torch.save(entry, f)
-        os.replace(tmp, path)
     except OSError as exc:
-        log.warning("cannot write the dataset cache entry %s (%s)", path, exc)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        # A read-only or full cache folder must not stop training: it only costs the parse next time.
+        log.warning("cannot write the dataset cache entry %s (%s): set IPCAE_CACHE_DIR", path, exc)

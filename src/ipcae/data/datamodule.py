@@ -132,8 +132,9 @@ class InMemoryDataModule(L.LightningDataModule):
         info = dataset_info(name)
         self.name = name
         self.data_dir = data_dir
-        self.batch_size = batch_size or info.batch_size
-        self.k = k or info.k
+        # None: the dataset's registered defaults (the one place K and batch size are declared).
+        self.batch_size = info.batch_size if batch_size is None else batch_size
+        self.k = info.k if k is None else k
         self.shuffle, self.drop_last, self.drop_last_val = shuffle, drop_last, drop_last_val
         self.seed = seed
         self.steps_per_batch = steps_per_batch
