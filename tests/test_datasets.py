@@ -21,6 +21,7 @@ import pytest
 import scipy.io
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from hydra.core.global_hydra import GlobalHydra
 from sklearn.model_selection import train_test_split
 from torch.utils.data import random_split
@@ -134,8 +135,9 @@ def test_registered_with_paper_defaults_and_config(name: str, tmp_path: Path) ->
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"data={name}"])
-    assert (cfg.data.name, cfg.data.k, cfg.data.batch_size) == (name, k, batch)
-    assert cfg.data._target_ == "ipcae.data.InMemoryDataModule"
+    assert cfg.data.name == name and cfg.data._target_ == "ipcae.data.InMemoryDataModule"
+    datamodule = instantiate(cfg.data)  # K and batch size come from the registration, declared once
+    assert (datamodule.k, datamodule.batch_size) == (k, batch)
 
 
 # --- the real datasets -----------------------------------------------------------------------------

@@ -20,14 +20,11 @@ import scipy.io
 import torch
 from torch.utils.data import random_split
 
-from ipcae.data.cache import cached_splits
-from ipcae.data.files import DataFile, DataSource, ensure_files, register_source
+from ipcae.data.files import DataFile, DataSource
 from ipcae.data.registry import register
-from ipcae.data.splits import Splits
+from ipcae.data.splits import SPLIT_SEED, Splits
 from ipcae.errors import DataError
 
-SPLIT_SEED = 42
-VERSION = 1
 FILE = "coil20/COIL20.mat"
 SIDE = 32
 # SHA-256 of the parsed arrays (X as C-ordered float64 bytes, then Y as int64): no checksum of the
@@ -66,15 +63,13 @@ def check(path: Path) -> None:
         raise DataError("the values differ from the canonical COIL20.mat")
 
 
-SOURCE = register_source(
-    DataSource(
-        "coil20",
-        "coil20",
-        # scikit-feature's dataset page (its older home featureselection.asu.edu is gone); the
-        # exact file URL is inferred from the page's link layout and is not confirmed here.
-        (DataFile(FILE, check=check, urls=("https://jundongl.github.io/scikit-feature/files/datasets/COIL20.mat",)),),
-        homepage="https://jundongl.github.io/scikit-feature/datasets.html",
-    )
+SOURCE = DataSource(
+    "coil20",
+    "coil20",
+    # scikit-feature's dataset page (its older home featureselection.asu.edu is gone); the
+    # exact file URL is inferred from the page's link layout and is not confirmed here.
+    (DataFile(FILE, check=check, urls=("https://jundongl.github.io/scikit-feature/files/datasets/COIL20.mat",)),),
+    homepage="https://jundongl.github.io/scikit-feature/datasets.html",
 )
 
 
@@ -83,7 +78,9 @@ def pixel_names_column_major(side: int) -> list[str]:
     return [f"px_{j % side}_{j // side}" for j in range(side * side)]
 
 
+@register("coil20", k=50, batch_size=16, description="COIL-20 objects, 32x32 pixels, 20 classes", source=SOURCE)
 def build(paths: dict[str, Path]) -> Splits:
+    """864 / 288 / 288 images, pixels as stored (already in [0, 1])."""
     x, y = read_coil20(paths[FILE])
     parts = random_split(range(len(x)), [0.6, 0.2, 0.2], generator=torch.Generator().manual_seed(SPLIT_SEED))
     train, val, test = (np.asarray(p.indices) for p in parts)
@@ -95,10 +92,3 @@ def build(paths: dict[str, Path]) -> Splits:
         feature_names=pixel_names_column_major(SIDE),
         num_classes=20,
     )
-
-
-@register("coil20", k=50, batch_size=16, description="COIL-20 objects, 32x32 pixels, 20 classes")
-def load(data_dir: Path) -> Splits:
-    """864 / 288 / 288 images, pixels as stored (already in [0, 1])."""
-    paths = ensure_files("coil20", data_dir)
-    return cached_splits("coil20", {}, paths.values(), lambda: build(paths), version=VERSION)

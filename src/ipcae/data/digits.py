@@ -8,9 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from ipcae.data.registry import register
-from ipcae.data.splits import Splits
-
-SPLIT_SEED = 42
+from ipcae.data.splits import SPLIT_SEED, Splits
 
 
 def pixel_names(height: int, width: int) -> list[str]:
@@ -19,7 +17,7 @@ def pixel_names(height: int, width: int) -> list[str]:
 
 
 @register("digits", k=10, batch_size=128, description="scikit-learn digits, 8x8 pixels, 10 classes")
-def load(data_dir: Path) -> Splits:
+def build(paths: dict[str, Path]) -> Splits:
     """1,797 images, pixels / 16, stratified 60/20/20 split with seed 42."""
     x, y = load_digits(return_X_y=True)
     x = x / 16.0

@@ -16,13 +16,11 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler
 
-from ipcae.data.cache import cached_splits
-from ipcae.data.files import DataFile, DataSource, ensure_files, open_maybe_compressed, register_source
+from ipcae.data.files import DataFile, DataSource, open_maybe_compressed
 from ipcae.data.registry import register
 from ipcae.data.splits import Splits, reference_split_80_20
 from ipcae.errors import DataError
 
-VERSION = 1
 NUM_FEATURES = 561
 ROOT = "har/UCI HAR Dataset"
 X_TRAIN, Y_TRAIN = f"{ROOT}/train/X_train.txt", f"{ROOT}/train/y_train.txt"
@@ -96,26 +94,28 @@ def _alternatives(relpath: str) -> tuple[str, ...]:
     return (relpath + ".gz",)
 
 
-SOURCE = register_source(
-    DataSource(
-        "har",
-        "har",
-        (
-            DataFile(X_TRAIN, _alternatives(X_TRAIN), check=_check_matrix("train")),
-            DataFile(Y_TRAIN, _alternatives(Y_TRAIN), check=_check_labels("train")),
-            DataFile(X_TEST, _alternatives(X_TEST), check=_check_matrix("test")),
-            DataFile(Y_TEST, _alternatives(Y_TEST), check=_check_labels("test")),
-            DataFile(FEATURES, _alternatives(FEATURES), check=read_feature_names),
-        ),
-        # UCI's download holds "UCI HAR Dataset.zip" (plus a .names file and __MACOSX entries),
-        # which holds the "UCI HAR Dataset/" folder: members are found in the nested zip.
-        archive_url="https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip",
-        homepage="https://archive.ics.uci.edu/dataset/240/human+activity+recognition+using+smartphones",
-    )
+SOURCE = DataSource(
+    "har",
+    "har",
+    (
+        DataFile(X_TRAIN, _alternatives(X_TRAIN), check=_check_matrix("train")),
+        DataFile(Y_TRAIN, _alternatives(Y_TRAIN), check=_check_labels("train")),
+        DataFile(X_TEST, _alternatives(X_TEST), check=_check_matrix("test")),
+        DataFile(Y_TEST, _alternatives(Y_TEST), check=_check_labels("test")),
+        DataFile(FEATURES, _alternatives(FEATURES), check=read_feature_names),
+    ),
+    # UCI's download holds "UCI HAR Dataset.zip" (plus a .names file and __MACOSX entries),
+    # which holds the "UCI HAR Dataset/" folder: members are found in the nested zip.
+    archive_url="https://archive.ics.uci.edu/static/public/240/human+activity+recognition+using+smartphones.zip",
+    homepage="https://archive.ics.uci.edu/dataset/240/human+activity+recognition+using+smartphones",
 )
 
 
+@register(
+    "har", k=50, batch_size=128, description="UCI HAR smartphone activities, 561 features, 6 classes", source=SOURCE
+)
 def build(paths: dict[str, Path]) -> Splits:
+    """5,881 / 1,471 / 2,947 rows, MinMax-scaled on the training file."""
     x, y = read_matrix(paths[X_TRAIN]), read_labels(paths[Y_TRAIN])
     x_test, y_test = read_matrix(paths[X_TEST]), read_labels(paths[Y_TEST])
     for name, a, b in (("train", x, y), ("test", x_test, y_test)):
@@ -132,10 +132,3 @@ def build(paths: dict[str, Path]) -> Splits:
         feature_names=read_feature_names(paths[FEATURES]),
         num_classes=6,
     )
-
-
-@register("har", k=50, batch_size=128, description="UCI HAR smartphone activities, 561 features, 6 classes")
-def load(data_dir: Path) -> Splits:
-    """5,881 / 1,471 / 2,947 rows, MinMax-scaled on the training file."""
-    paths = ensure_files("har", data_dir)
-    return cached_splits("har", {}, paths.values(), lambda: build(paths), version=VERSION)

@@ -19,13 +19,11 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler
 
-from ipcae.data.cache import cached_splits
-from ipcae.data.files import DataFile, DataSource, ensure_files, open_maybe_compressed, register_source
+from ipcae.data.files import DataFile, DataSource, open_maybe_compressed
 from ipcae.data.registry import register
 from ipcae.data.splits import Splits, reference_split_80_20
 from ipcae.errors import DataError
 
-VERSION = 1
 NUM_FEATURES = 617
 TRAIN = "isolet/isolet1+2+3+4.data"
 TEST = "isolet/isolet5.data"
@@ -71,23 +69,23 @@ def _check(rows: int, expected: str) -> Callable[[Path], None]:
     return check
 
 
-SOURCE = register_source(
-    DataSource(
-        "isolet",
-        "isolet",
-        (
-            DataFile(TRAIN, (TRAIN + ".gz", TRAIN + ".Z"), check=_check(TRAIN_ROWS, TRAIN_FINGERPRINT)),
-            DataFile(TEST, (TEST + ".gz", TEST + ".Z"), sha256=TEST_SHA256, check=_check(TEST_ROWS, TEST_FINGERPRINT)),
-        ),
-        # UCI's download; as far as known it holds isolet1+2+3+4.data.Z and isolet5.data.Z, which
-        # are decompressed on extraction (plain or .gz members are taken as well).
-        archive_url="https://archive.ics.uci.edu/static/public/54/isolet.zip",
-        homepage="https://archive.ics.uci.edu/dataset/54/isolet",
-    )
+SOURCE = DataSource(
+    "isolet",
+    "isolet",
+    (
+        DataFile(TRAIN, (TRAIN + ".gz", TRAIN + ".Z"), check=_check(TRAIN_ROWS, TRAIN_FINGERPRINT)),
+        DataFile(TEST, (TEST + ".gz", TEST + ".Z"), sha256=TEST_SHA256, check=_check(TEST_ROWS, TEST_FINGERPRINT)),
+    ),
+    # UCI's download; as far as known it holds isolet1+2+3+4.data.Z and isolet5.data.Z, which
+    # are decompressed on extraction (plain or .gz members are taken as well).
+    archive_url="https://archive.ics.uci.edu/static/public/54/isolet.zip",
+    homepage="https://archive.ics.uci.edu/dataset/54/isolet",
 )
 
 
+@register("isolet", k=50, batch_size=128, description="ISOLET spoken letters, 617 features, 26 classes", source=SOURCE)
 def build(paths: dict[str, Path]) -> Splits:
+    """4,990 / 1,248 / 1,559 rows, MinMax-scaled on the training file."""
     x, y = read_isolet(paths[TRAIN])
     x_test, y_test = read_isolet(paths[TEST])
     scaler = MinMaxScaler().fit(x)
@@ -101,10 +99,3 @@ def build(paths: dict[str, Path]) -> Splits:
         feature_names=[f"f{i}" for i in range(NUM_FEATURES)],
         num_classes=26,
     )
-
-
-@register("isolet", k=50, batch_size=128, description="ISOLET spoken letters, 617 features, 26 classes")
-def load(data_dir: Path) -> Splits:
-    """4,990 / 1,248 / 1,559 rows, MinMax-scaled on the training file."""
-    paths = ensure_files("isolet", data_dir)
-    return cached_splits("isolet", {}, paths.values(), lambda: build(paths), version=VERSION)

@@ -10,14 +10,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from ipcae.data.cache import cached_splits
-from ipcae.data.files import DataFile, DataSource, ensure_files, register_source
+from ipcae.data.files import DataFile, DataSource
 from ipcae.data.registry import register
-from ipcae.data.splits import Splits
+from ipcae.data.splits import SPLIT_SEED, Splits
 from ipcae.errors import ConfigError, DataError
 
 FILE = "mice_protein/Data_Cortex_Nuclear.xls"
-SPLIT_SEED = 42
 IMPUTE_CHOICES = ("train_mean", "paper")
 # Bump when the preprocessing below changes, so that cached splits are rebuilt.
 VERSION = 1
@@ -60,20 +58,25 @@ def check(path: Path) -> None:
         raise DataError("the values differ from the canonical Data_Cortex_Nuclear.xls")
 
 
-SOURCE = register_source(
-    DataSource(
-        "mice_protein",
-        "mice_protein",
-        (DataFile(FILE, check=check),),
-        # UCI's download; it holds Data_Cortex_Nuclear.xls at its top level.
-        archive_url="https://archive.ics.uci.edu/static/public/342/mice+protein+expression.zip",
-        homepage="https://archive.ics.uci.edu/dataset/342/mice+protein+expression",
-    )
+SOURCE = DataSource(
+    "mice_protein",
+    "mice_protein",
+    (DataFile(FILE, check=check),),
+    # UCI's download; it holds Data_Cortex_Nuclear.xls at its top level.
+    archive_url="https://archive.ics.uci.edu/static/public/342/mice+protein+expression.zip",
+    homepage="https://archive.ics.uci.edu/dataset/342/mice+protein+expression",
 )
 
 
-@register("mice_protein", k=10, batch_size=16, description="Mice Protein Expression, 77 proteins, 8 classes")
-def load(data_dir: Path, impute: str = "train_mean") -> Splits:
+@register(
+    "mice_protein",
+    k=10,
+    batch_size=16,
+    description="Mice Protein Expression, 77 proteins, 8 classes",
+    source=SOURCE,
+    version=VERSION,
+)
+def build(paths: dict[str, Path], impute: str = "train_mean") -> Splits:
     """648 / 216 / 216 rows split as the reference (``train_test_split`` with seed 42).
 
     ``impute="paper"`` fills a missing value with the mean of its protein over all rows of the same
@@ -82,14 +85,8 @@ def load(data_dir: Path, impute: str = "train_mean") -> Splits:
     with the protein's mean over the training rows alone.
     """
     if impute not in IMPUTE_CHOICES:
-        raise ConfigError(f"data.impute={impute!r} is unknown: use one of {', '.join(IMPUTE_CHOICES)}")
-    paths = ensure_files("mice_protein", data_dir)
-    return cached_splits(
-        "mice_protein", {"impute": impute}, paths.values(), lambda: build(paths[FILE], impute), version=VERSION
-    )
-
-
-def build(path: Path, impute: str) -> Splits:
+        raise ConfigError(f"data.options.impute={impute!r} is unknown: use one of {', '.join(IMPUTE_CHOICES)}")
+    path = paths[FILE]
     features, classes = read_table(path)
     class_names = sorted(classes.unique())
     labels = classes.map({c: i for i, c in enumerate(class_names)}).to_numpy()

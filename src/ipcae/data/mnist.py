@@ -16,16 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import random_split
 
-from ipcae.data.cache import cached_splits
 from ipcae.data.digits import pixel_names
-from ipcae.data.files import DataFile, DataSource, ensure_files, register_source
+from ipcae.data.files import DataFile, DataSource
 from ipcae.data.registry import register
-from ipcae.data.splits import Splits
+from ipcae.data.splits import SPLIT_SEED, Splits
 from ipcae.errors import DataError
 
-SPLIT_SEED = 42
 # Bump when the preprocessing below changes, so that cached splits are rebuilt.
-VERSION = 1
 FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -95,7 +92,7 @@ def _source(name: str, sha: dict[str, str], bases: tuple[str, ...], homepage: st
         DataFile(f"{name}/{f}", sha256=sha[f], check=_check_idx(shapes[f]), urls=tuple(base + f for base in bases))
         for f in FILES
     )
-    return register_source(DataSource(name, name, files, homepage=homepage))
+    return DataSource(name, name, files, homepage=homepage)
 
 
 SOURCES = {
@@ -143,20 +140,25 @@ def build(name: str, paths: dict[str, Path]) -> Splits:
     )
 
 
-def _load(name: str, data_dir: Path) -> Splits:
-    paths = ensure_files(name, data_dir)
-    return cached_splits(name, {}, paths.values(), lambda: build(name, paths), version=VERSION)
-
-
-@register("mnist", k=50, batch_size=128, description="MNIST, 28x28 pixels, 10 classes, 7,200 / 1,800 / 1,500")
-def load_mnist(data_dir: Path) -> Splits:
+@register(
+    "mnist",
+    k=50,
+    batch_size=128,
+    description="MNIST, 28x28 pixels, 10 classes, 7,200 / 1,800 / 1,500",
+    source=SOURCES["mnist"],
+)
+def build_mnist(paths: dict[str, Path]) -> Splits:
     """MNIST: 784 z-scored pixels (mean 0.1306, std 0.3080)."""
-    return _load("mnist", data_dir)
+    return build("mnist", paths)
 
 
 @register(
-    "fashion_mnist", k=50, batch_size=128, description="Fashion-MNIST, 28x28 pixels, 10 classes, 7,200 / 1,800 / 1,500"
+    "fashion_mnist",
+    k=50,
+    batch_size=128,
+    description="Fashion-MNIST, 28x28 pixels, 10 classes, 7,200 / 1,800 / 1,500",
+    source=SOURCES["fashion_mnist"],
 )
-def load_fashion_mnist(data_dir: Path) -> Splits:
+def build_fashion_mnist(paths: dict[str, Path]) -> Splits:
     """Fashion-MNIST: 784 z-scored pixels (mean 0.2873, std 0.3529)."""
-    return _load("fashion_mnist", data_dir)
+    return build("fashion_mnist", paths)

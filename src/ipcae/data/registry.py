@@ -1,4 +1,10 @@
-"""Dataset registry: names, paper defaults (K, batch size) and the loader of each dataset."""
+"""Dataset registry: names, defaults (K, batch size), and the shared tail of every load.
+
+A dataset is one module: its files (a :class:`~ipcae.data.files.DataSource`), a ``build``
+function that reads them and returns :class:`Splits`, and one ``@register`` line. The registry
+does the rest the same way for all of them: finding, downloading and verifying the files, the
+preprocessed-splits cache, and refusing unknown options.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ipcae.data.cache import cached_splits
+from ipcae.data.files import DataSource, ensure_files, register_source
 from ipcae.data.splits import Splits
 from ipcae.errors import ConfigError
 
-Loader = Callable[..., Splits]
+# build(paths, **options) -> Splits, where paths maps each file's relative path to its location.
+Build = Callable[..., Splits]
 
 
 @dataclass(frozen=True)
@@ -19,27 +28,49 @@ class DatasetInfo:
     """What the framework knows about a dataset before loading it."""
 
     name: str
-    loader: Loader
+    build: Build
     k: int
     batch_size: int
     description: str
+    source: DataSource | None = None
+    # Options naming files of the user's (e.g. a table's path): located, stamped and cached like
+    # a source's files.
+    path_options: tuple[str, ...] = ()
+    # Bump when ``build`` changes its output, so that cached splits are rebuilt.
+    version: int = 1
 
     @property
     def options(self) -> dict[str, object]:
-        """Keyword options of the loader and their defaults (``data_dir`` excluded)."""
-        params = inspect.signature(self.loader).parameters
-        return {n: p.default for n, p in params.items() if n != "data_dir"}
+        """Keyword options of ``build`` and their defaults."""
+        params = list(inspect.signature(self.build).parameters.values())[1:]
+        return {p.name: p.default for p in params}
 
 
 _REGISTRY: dict[str, DatasetInfo] = {}
 
 
-def register(name: str, *, k: int, batch_size: int, description: str) -> Callable[[Loader], Loader]:
-    """Register ``loader(data_dir: Path, **options) -> Splits`` under ``name``."""
+def register(
+    name: str,
+    *,
+    k: int,
+    batch_size: int,
+    description: str,
+    source: DataSource | None = None,
+    path_options: tuple[str, ...] = (),
+    version: int = 1,
+) -> Callable[[Build], Build]:
+    """Register ``build(paths: dict[str, Path], **options) -> Splits`` under ``name``.
 
-    def decorate(loader: Loader) -> Loader:
-        _REGISTRY[name] = DatasetInfo(name, loader, k, batch_size, description)
-        return loader
+    With a ``source`` its files are found (or downloaded) and verified before ``build`` runs, and
+    the result is cached. Without one and without ``path_options``, ``build`` gets ``{}`` and its
+    result is not cached (data that ships with a package).
+    """
+
+    def decorate(build: Build) -> Build:
+        if source is not None:
+            register_source(source)
+        _REGISTRY[name] = DatasetInfo(name, build, k, batch_size, description, source, path_options, version)
+        return build
 
     return decorate
 
@@ -74,5 +105,12 @@ def load_splits(name: str, data_dir: str | Path | None = None, **options: object
     if unknown:
         known = ", ".join(allowed) or "none"
         raise ConfigError(f"dataset {name!r} has no option {unknown[0]!r} (its options: {known})")
+    options = {**allowed, **options}
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    return info.loader(root, **options)
+    if info.source is not None:
+        paths = ensure_files(name, root)
+    elif info.path_options:
+        paths = {option: Path(str(options[option])).expanduser() for option in info.path_options if options[option]}
+    else:
+        return info.build({}, **options)
+    return cached_splits(name, options, paths.values(), lambda: info.build(paths, **options), version=info.version)
