@@ -21,8 +21,8 @@ import pytest
 import scipy.io
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
 from sklearn.model_selection import train_test_split
 from torch.utils.data import random_split
 
