@@ -66,12 +66,18 @@ def machine_roots(paths: dict[str, Any] | None = None) -> dict[str, str]:
 def cell_overrides(overrides: list[str]) -> list[str]:
     """The command-line overrides that make a run a variant of its preset (sorted)."""
 
-    def defines_cell(override: str) -> bool:
-        key = override.split("=", 1)[0].lstrip("+~")
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    # A run given its own model.name is a method of its own: the name stands for its composition
+    # (model/selector=..., model/decoder=...), and only the values set besides vary its cell.
+    named = "model.name" in keys
+
+    def defines_cell(key: str) -> bool:
+        if named and (key == "model.name" or key.startswith("model/")):
+            return False
         # Group choices such as model/selector=direct count; Hydra's own settings and paths do not.
         return key not in NOT_CELL_DEFINING and not key.startswith(("hydra", "paths."))
 
-    return sorted(o for o in overrides if defines_cell(o))
+    return sorted(o for o, key in zip(overrides, keys, strict=True) if defines_cell(key))
 
 
 def run_overrides() -> list[str]:

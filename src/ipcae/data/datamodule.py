@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from ipcae.data.registry import dataset_info, load_splits
+from ipcae.data.registry import dataset_info, import_dataset_module, load_splits
 from ipcae.data.splits import Splits
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -110,6 +110,9 @@ class InMemoryDataModule(L.LightningDataModule):
     with one mini-batch per Lightning step; only Lightning's fixed per-step cost (hooks, loop
     bookkeeping, about a millisecond on a CPU) is paid G times less often.
 
+    ``module`` names a module to import first, for datasets registered outside the package
+    (``@ipcae.data.register`` in the user's own code).
+
     ``shuffle`` and ``drop_last`` exist because the reference implementation trains on a fixed
     order and drops the last partial train and validation batch; the paper presets set them so.
     """
@@ -127,9 +130,14 @@ class InMemoryDataModule(L.LightningDataModule):
         steps_per_batch: int = 32,
         eval_batch_size: int = 4096,
         options: dict[str, Any] | None = None,
+        module: str | None = None,
     ) -> None:
         super().__init__()
+        if module:
+            # A dataset defined outside the package registers itself when its module is imported.
+            import_dataset_module(module)
         info = dataset_info(name)
+        self.module = module
         self.name = name
         self.data_dir = data_dir
         # None: the dataset's registered defaults (the one place K and batch size are declared).
@@ -226,4 +234,4 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         # Stored in checkpoints so that evaluation can reload the same dataset and options.
-        return {"name": self.name, "options": self.options}
+        return {"name": self.name, "options": self.options, "module": self.module}

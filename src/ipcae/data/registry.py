@@ -8,6 +8,7 @@ preprocessed-splits cache, and refusing unknown options.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 from collections.abc import Callable
@@ -73,6 +74,16 @@ def register(
         return build
 
     return decorate
+
+
+def import_dataset_module(module: str) -> None:
+    """Import ``module`` (e.g. ``data.module=my_lab.datasets``) so that its ``@register`` lines run."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"data.module={module!r} cannot be imported ({exc}): put it on PYTHONPATH or install its package"
+        ) from None
 
 
 def available_datasets() -> list[str]:
