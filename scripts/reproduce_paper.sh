@@ -10,7 +10,7 @@ STORE=${STORE:-results/paper}
 SEEDS=${SEEDS:-0,1,2,3,4}
 RECON_SEEDS=${RECON_SEEDS:-0,1,2}
 LAMBDAS=${LAMBDAS:-0.1,1,10}
-STG_LAMBDAS=${STG_LAMBDAS:-0.001,0.01,0.1}
+STG_LAMBDAS=${STG_LAMBDAS:-0.1,1,10}
 DATASETS=${DATASETS:-"mice_protein coil20 isolet mnist fashion_mnist har"}
 # Parallel jobs with one torch thread each; more jobs: LAUNCH="launcher=parallel hydra.launcher.n_jobs=8".
 LAUNCH=${LAUNCH:-launcher=parallel}
