@@ -56,7 +56,11 @@ def flat(value: object, prefix: str = "") -> dict[str, object]:
 
 def cell_overrides(results: dict) -> list[str]:
     config, model = results["config"], results["model"]
-    overrides = [f"experiment=paper/{results['dataset']}_{results['task']}", f"model={model}", f"seed={results['seed']}"]
+    overrides = [
+        f"experiment=paper/{results['dataset']}_{results['task']}",
+        f"model={model}",
+        f"seed={results['seed']}",
+    ]
     tuned = METHODS[model].tuned if model in METHODS else None
     if tuned:
         value = flat(config).get(tuned)

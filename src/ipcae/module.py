@@ -33,7 +33,9 @@ class FeatureSelectionModule(L.LightningModule):
 
     ``optimizer`` is a partial config (``_partial_: true``) called with the parameters, ``lr`` and
     ``weight_decay``; ``scheduler``, if given, a partial called with the optimiser and stepped
-    once per epoch.
+    once per epoch. ``metrics`` adds torchmetrics metrics to validation and test, each a partial
+    config called with ``num_classes`` on classification: they are updated with (logits, labels)
+    on classification and (reconstruction, input) otherwise, and reported under their key.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class FeatureSelectionModule(L.LightningModule):
         name: str = "ipcae",
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -86,6 +89,12 @@ class FeatureSelectionModule(L.LightningModule):
             metrics["accuracy"] = torchmetrics.Accuracy(task="multiclass", num_classes=self.hparams.num_classes)
         else:
             metrics["mse"] = torchmetrics.MeanSquaredError()
+        for name, config in (self.hparams.metrics or {}).items():
+            factory = instantiate(config)
+            metric = factory(num_classes=self.hparams.num_classes) if self.task == "classification" else factory()
+            if not isinstance(metric, torchmetrics.Metric):
+                raise ConfigError(f"model.metrics.{name} is a {type(metric).__name__}, not a torchmetrics Metric")
+            metrics[name] = metric
         return torchmetrics.MetricCollection(metrics)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -102,10 +111,10 @@ class FeatureSelectionModule(L.LightningModule):
         loss = self.task_loss(output, x, y)
         metrics = getattr(self, f"{stage}_metrics")
         metrics["loss"].update(loss.detach(), weight=x.shape[0])
-        if self.task == "classification":
-            metrics["accuracy"].update(output.detach(), y)
-        else:
-            metrics["mse"].update(output.detach(), x)
+        target = y if self.task == "classification" else x
+        for name, metric in metrics.items():
+            if name != "loss":
+                metric.update(output.detach(), target)
         return loss
 
     def _log_stage(self, stage: str) -> None:

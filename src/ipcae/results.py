@@ -75,7 +75,10 @@ def cell_overrides(overrides: list[str]) -> list[str]:
         if named and (key == "model.name" or key.startswith("model/")):
             return False
         # Group choices such as model/selector=direct count; Hydra's own settings and paths do not.
-        return key not in NOT_CELL_DEFINING and not key.startswith(("hydra", "paths."))
+        # Extra metrics are measured beside the result and do not change it.
+        return key not in NOT_CELL_DEFINING and not key.startswith(
+            ("hydra", "paths.", "model/metrics", "model.metrics")
+        )
 
     return sorted(o for o, key in zip(overrides, keys, strict=True) if defines_cell(key))
 
