@@ -218,46 +218,30 @@ def table_cells(runs: pd.DataFrame, failures: pd.DataFrame, task: str) -> list[t
     return cells
 
 
-def classification_table(runs: pd.DataFrame, failures: pd.DataFrame) -> list[str]:
-    lines = [
-        "| method | dataset | ours: accuracy % | paper | ours - paper | unique % | retrained accuracy % |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for method, dataset, sel in table_cells(runs, failures, "classification"):
+def results_table(runs: pd.DataFrame, failures: pd.DataFrame, task: str) -> list[str]:
+    """Classification: accuracy in % against the paper's; reconstruction: test MSE."""
+    classification = task == "classification"
+    if classification:
+        header = "| method | dataset | ours: accuracy % | paper | ours - paper | unique % | retrained accuracy % |"
+    else:
+        header = "| method | dataset | ours: test MSE | paper | ours - paper | unique % | retrained MSE |"
+    lines = [header, "| --- | --- | --- | --- | --- | --- | --- |"]
+    metric, scale, fmt = ("accuracy", 100, ".2f") if classification else ("mse", 1, ".2e")
+    for method, dataset, sel in table_cells(runs, failures, task):
         entry = METHODS.get(method)
-        paper = entry.classification.get(dataset) if entry else None
-        paper_text = f"{paper[0]:.2f} ± {paper[1]:.2f}" if paper else ""
+        paper = (entry.classification if classification else entry.reconstruction).get(dataset) if entry else None
+        paper_mean = paper[0] if isinstance(paper, tuple) else paper
+        paper_text = f"{paper[0]:.2f} ± {paper[1]:.2f}" if isinstance(paper, tuple) else f"{paper:.2e}" if paper else ""
         label = f"| {row_label(method)} | {display_name(dataset)} |"
         if sel.empty:
-            lines.append(f"{label} {missing_note(failures, dataset, 'classification', method)} | {paper_text} | | | |")
+            lines.append(f"{label} {missing_note(failures, dataset, task, method)} | {paper_text} | | | |")
             continue
-        accuracy = reported_metric(sel, "accuracy")
-        diff = f"{100 * accuracy.mean() - paper[0]:+.2f}" if paper else ""
+        values = reported_metric(sel, metric)
+        diff = f"{scale * values.mean() - paper_mean:+{fmt}}" if paper else ""
+        retrained = pd.to_numeric(sel[f"retrained_{metric}"])
         lines.append(
-            f"{label} {cell(accuracy, 100)} | {paper_text} | {diff} | "
-            f"{cell(sel.unique_pct, fmt='.0f')} | {cell(pd.to_numeric(sel.retrained_accuracy), 100)} |"
-        )
-    return lines
-
-
-def reconstruction_table(runs: pd.DataFrame, failures: pd.DataFrame) -> list[str]:
-    lines = [
-        "| method | dataset | ours: test MSE | paper | unique % | retrained MSE |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for method, dataset, sel in table_cells(runs, failures, "reconstruction"):
-        entry = METHODS.get(method)
-        paper = entry.reconstruction.get(dataset) if entry else None
-        paper_text = f"{paper:.2e}" if paper else ""
-        label = f"| {row_label(method)} | {display_name(dataset)} |"
-        if sel.empty:
-            lines.append(f"{label} {missing_note(failures, dataset, 'reconstruction', method)} | {paper_text} | | |")
-            continue
-        mse = reported_metric(sel, "mse").dropna()
-        std = mse.std(ddof=1) if len(mse) > 1 else 0.0
-        lines.append(
-            f"{label} {mse.mean():.2e} ± {std:.1e} (n={len(mse)}) | {paper_text} | "
-            f"{cell(sel.unique_pct, fmt='.0f')} | {cell(pd.to_numeric(sel.retrained_mse), fmt='.2e')} |"
+            f"{label} {cell(values, scale, fmt)} | {paper_text} | {diff} | "
+            f"{cell(sel.unique_pct, fmt='.0f')} | {cell(retrained, scale, fmt)} |"
         )
     return lines
 
@@ -354,11 +338,11 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
         "",
         "## Classification (test accuracy, %)",
         "",
-        *classification_table(selected, failures),
+        *results_table(selected, failures, "classification"),
         "",
         "## Reconstruction (test MSE over all features)",
         "",
-        *reconstruction_table(selected, failures),
+        *results_table(selected, failures, "reconstruction"),
         "",
     ]
     bounds = out.parent / "reconstruction_bounds.md"

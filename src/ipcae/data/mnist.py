@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -140,25 +141,11 @@ def build(name: str, paths: dict[str, Path]) -> Splits:
     )
 
 
-@register(
-    "mnist",
-    k=50,
-    batch_size=128,
-    description="MNIST, 28x28 pixels, 10 classes, 7,200 / 1,800 / 1,500",
-    source=SOURCES["mnist"],
-)
-def build_mnist(paths: dict[str, Path]) -> Splits:
-    """MNIST: 784 z-scored pixels (mean 0.1306, std 0.3080)."""
-    return build("mnist", paths)
-
-
-@register(
-    "fashion_mnist",
-    k=50,
-    batch_size=128,
-    description="Fashion-MNIST, 28x28 pixels, 10 classes, 7,200 / 1,800 / 1,500",
-    source=SOURCES["fashion_mnist"],
-)
-def build_fashion_mnist(paths: dict[str, Path]) -> Splits:
-    """Fashion-MNIST: 784 z-scored pixels (mean 0.2873, std 0.3529)."""
-    return build("fashion_mnist", paths)
+for _name, _description in (
+    ("mnist", "MNIST: 784 z-scored pixels (mean 0.1306, std 0.3080), 10 classes, 7,200 / 1,800 / 1,500"),
+    (
+        "fashion_mnist",
+        "Fashion-MNIST: 784 z-scored pixels (mean 0.2873, std 0.3529), 10 classes, 7,200 / 1,800 / 1,500",
+    ),
+):
+    register(_name, k=50, batch_size=128, description=_description, source=SOURCES[_name])(partial(build, _name))
