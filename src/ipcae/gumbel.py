@@ -362,6 +362,7 @@ class _ChunkedPerExampleSelect(torch.autograd.Function):
             weights = _ChunkedPerExampleSelect._weights(log_alpha, inv_t, noise, seed, chunk)
             # The weights are not kept, so the product can be written over them.
             out[b0:b1, k0:k1] = weights.mul_(x[b0:b1].unsqueeze(1)).sum(-1)
+            del weights  # before the next chunk's buffer is allocated
         ctx.save_for_backward(x, log_alpha, inv_t, out, *(() if noise is None else (noise,)))
         ctx.seed, ctx.bounds = seed, bounds
         return out
@@ -398,6 +399,7 @@ class _ChunkedPerExampleSelect(torch.autograd.Function):
                 grad_x[b0:b1] += torch.bmm(g.unsqueeze(1), weights).squeeze(1)
             if grad_log_alpha is not None:
                 grad_log_alpha[k0:k1] += _backward_eager(g, weights, x[b0:b1], out[b0:b1, k0:k1], inv_t)
+            del weights
         return grad_x, grad_log_alpha, None, None, None, None, None
 
 
