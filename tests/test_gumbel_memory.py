@@ -302,3 +302,25 @@ def test_p_equal_d_is_refused_when_the_map_is_too_big() -> None:
     with pytest.raises(ConfigError, match=r"max_map_gib=0\.01"):
         IndirectSelector(num_features=2000, k=5, max_map_gib=0.01)  # 15.3 MiB > 10.2 MiB
     assert IndirectSelector(num_features=2000, k=5, max_map_gib=0.02).projection.weight.shape == (2000, 2000)
+
+
+def test_the_new_selector_options_keep_the_store_keys_of_committed_runs() -> None:
+    # The options were added to the selector YAMLs after the paper runs were stored; at their
+    # defaults they change no outcome, so the store must still find those runs (no rerun).
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from ipcae.store import config_key, run_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=paper/mice_protein_classification", "model=ipcae", "seed=0"])
+    assert "max_noise_elements" in cfg.model.selector and "max_map_gib" in cfg.model.selector
+    assert (run_dir(ROOT / "results" / "paper", cfg) / "results.json").is_file()
+    key = config_key(cfg)
+    with open_dict(cfg):
+        cfg.model.selector.max_map_gib = 8.0
+    assert config_key(cfg) == key
+    cfg.model.selector.max_noise_elements = 1000  # a budget that changes the random stream
+    assert config_key(cfg) != key
