@@ -324,3 +324,28 @@ def test_the_new_selector_options_keep_the_store_keys_of_committed_runs() -> Non
     assert config_key(cfg) == key
     cfg.model.selector.max_noise_elements = 1000  # a budget that changes the random stream
     assert config_key(cfg) != key
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_chunked_path_on_cuda_redraws_the_same_noise() -> None:
+    # On a device the chunk noise comes from a torch.Generator seeded per chunk, not from NumPy.
+    b, k, d, budget = 64, 10, 500, 20_000
+    x, log_alpha = (t.cuda() for t in _problem(b, k, d, torch.float32))
+    weight = torch.randn(b, k, device="cuda")
+    t = torch.tensor(0.3, device="cuda")
+    torch.manual_seed(8)
+    sampled = _value_and_grads(lambda xx, la: relaxed_select(xx, la, t, max_elements=budget), x, log_alpha, weight)
+    torch.manual_seed(8)
+    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    examples, rows = chunk_shape(b, k, d, budget)
+    assert rows == k
+    noise = torch.cat(
+        [
+            chunk_gumbel_noise(seed, (b0, min(b0 + examples, b), 0, k), d, torch.float32, x.device)
+            for b0 in range(0, b, examples)
+        ]
+    )
+    reference = _value_and_grads(lambda xx, la: relaxed_select_reference(xx, la, t, noise), x, log_alpha, weight)
+    for s, r in zip(sampled, reference, strict=True):
+        torch.testing.assert_close(s, r, rtol=2e-4, atol=2e-4)
