@@ -26,12 +26,31 @@ FAILED_FILE = "failed.json"
 EPOCHS_FILE = "epochs.csv"
 
 
+# Options added after runs were stored, left out of the hash at values that leave every outcome as
+# it was, so that stored runs keep their keys: max_noise_elements=null (the default budget, far
+# above the paper's sizes) and max_map_gib (a guard that refuses or allows, never changes a run).
+NEUTRAL_SELECTOR_OPTIONS: dict[str, tuple[object, ...] | None] = {
+    "max_noise_elements": (None,),
+    "max_map_gib": None,  # None: at any value
+}
+
+
+def _drop_neutral_options(container: dict[str, Any]) -> None:
+    selector = container.get("model", {}).get("selector") if isinstance(container.get("model"), dict) else None
+    if not isinstance(selector, dict):
+        return
+    for name, neutral in NEUTRAL_SELECTOR_OPTIONS.items():
+        if name in selector and (neutral is None or selector[name] in neutral):
+            del selector[name]
+
+
 def config_key(cfg: DictConfig) -> str:
     """Hash of the unresolved config without ``IGNORED_KEYS``: identical on every machine.
 
     Unresolved, so that interpolated paths (``${paths.data_dir}``) hash as written, not as resolved.
     """
     container = OmegaConf.to_container(cfg, resolve=False)
+    _drop_neutral_options(container)
     relevant = {k: v for k, v in container.items() if k not in IGNORED_KEYS}
     blob = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -8,15 +8,24 @@ part of what the Unique Percentage measures).
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 
 import torch
 from torch import Tensor, nn
 
 from ipcae.errors import ConfigError
-from ipcae.gumbel import NOISE_MODES, relaxed_select
+from ipcae.gumbel import NOISE_MODES, auto_noise, relaxed_select
+from ipcae.gumbel import max_noise_elements as _budget
 from ipcae.metrics import gjsd, mean_max_probability
 from ipcae.selectors.base import FeatureSelector, TemperatureControlled
+
+log = logging.getLogger("ipcae")
+
+# Above this, IndirectSelector refuses P = D (the D x D map): 2 GiB of float32 parameters is
+# D = 23,170; Adam's two moments triple it.
+DEFAULT_MAX_MAP_GIB = 2.0
+SUGGESTED_EMBEDDING_DIM = 256
 
 
 class ConcreteSelector(TemperatureControlled, FeatureSelector):
@@ -24,16 +33,42 @@ class ConcreteSelector(TemperatureControlled, FeatureSelector):
 
     ``diversity_weight`` (lambda) adds ``-lambda * GJSD(softmax(log_alpha))`` to the training loss,
     rewarding rows that pick different features (the GJSD baseline with the direct selector).
-    ``noise`` is ``per_example`` (a fresh B x K x D Gumbel draw, as the reference) or ``per_batch``
-    (one K x D draw shared by the batch; selection becomes one matrix product).
+    ``noise`` is ``per_example`` (a fresh B x K x D Gumbel draw, as the reference), ``per_batch``
+    (one K x D draw shared by the batch; selection becomes one matrix product) or ``auto``:
+    per-example unless one example's K x D draw alone exceeds the budget, then per-batch; the
+    choice and its reason are logged once (INFO, logger ``ipcae``) and ``self.noise`` holds it.
+
+    ``max_noise_elements`` (None: :data:`ipcae.gumbel.DEFAULT_MAX_NOISE_ELEMENTS`, 2**27) bounds
+    the per-example selection's working memory: a B x K x D above it is computed in chunks that
+    redraw their noise in backward (slower, flat memory). Sizes below it are untouched.
     """
 
-    def __init__(self, num_features: int, k: int, noise: str = "per_example", diversity_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        k: int,
+        noise: str = "per_example",
+        diversity_weight: float = 0.0,
+        max_noise_elements: int | None = None,
+    ) -> None:
         super().__init__(num_features, k)
-        if noise not in NOISE_MODES:
-            raise ConfigError(f"model.selector.noise={noise!r} is unknown: use one of {', '.join(NOISE_MODES)}")
+        if noise not in (*NOISE_MODES, "auto"):
+            raise ConfigError(
+                f"model.selector.noise={noise!r} is unknown: use one of {', '.join((*NOISE_MODES, 'auto'))}"
+            )
         if not diversity_weight >= 0:
             raise ConfigError(f"model.selector.diversity_weight={diversity_weight} must be >= 0")
+        try:
+            budget = _budget(max_noise_elements)
+        except ValueError:
+            raise ConfigError(
+                f"model.selector.max_noise_elements={max_noise_elements!r} must be an integer >= 2 "
+                f"or null (the default, {_budget(None):,})"
+            ) from None
+        self.max_noise_elements = max_noise_elements
+        if noise == "auto":
+            noise, reason = auto_noise(k, num_features, budget)
+            log.info("model.selector.noise=auto chose %s: %s (model.selector.max_noise_elements)", noise, reason)
         self.noise = noise
         self.diversity_weight = diversity_weight
         self.init_temperature()
@@ -60,7 +95,7 @@ class ConcreteSelector(TemperatureControlled, FeatureSelector):
         return -self.diversity_weight * gjsd(self.probabilities())
 
     def forward_train(self, x: Tensor) -> Tensor:
-        return relaxed_select(x, self.logits(), self.temperature, self.noise)
+        return relaxed_select(x, self.logits(), self.temperature, self.noise, self.max_noise_elements)
 
     def forward_eval(self, x: Tensor) -> Tensor:
         return x[:, self.logits().argmax(dim=-1)]
@@ -99,12 +134,33 @@ class IndirectSelector(ConcreteSelector):
     """IP-CAE: log_alpha = Psi W^T + b, an embedding Psi (K x P) through one shared affine map.
 
     Psi ~ N(0, 1); W (D x P) and b use PyTorch's default ``nn.Linear`` initialisation.
-    ``embedding_dim`` is P and defaults to D (the reference); W then holds D^2 parameters, so for
-    large D choose P << D (e.g. 64-512).
+    ``embedding_dim`` is P and defaults to D (the reference). Memory: W takes D * P * 4 bytes of
+    float32 and Adam keeps two moments of the same size, so about 3 * D * P * 4 bytes in training
+    (P = D at D = 10^5: 40 GB for W alone; P = 256: 102 MB). For large D choose P << D (64-512).
+    ``embedding_dim=None`` with a D x D map above ``max_map_gib`` GiB is refused with a
+    ConfigError suggesting a P, rather than silently changing P.
     """
 
-    def __init__(self, num_features: int, k: int, embedding_dim: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        k: int,
+        embedding_dim: int | None = None,
+        max_map_gib: float = DEFAULT_MAX_MAP_GIB,
+        **kwargs,
+    ) -> None:
         super().__init__(num_features, k, **kwargs)
+        if not (isinstance(max_map_gib, int | float) and max_map_gib > 0):
+            raise ConfigError(f"model.selector.max_map_gib={max_map_gib!r} must be a positive number of GiB")
+        if embedding_dim is None:
+            map_bytes = num_features * num_features * 4
+            if map_bytes > max_map_gib * 2**30:
+                raise ConfigError(
+                    f"model.selector.embedding_dim=null means P = D = {num_features:,}, whose D x P map takes "
+                    f"{map_bytes / 2**30:,.1f} GiB of float32 parameters (3x that with Adam's moments), over "
+                    f"model.selector.max_map_gib={max_map_gib:g}: set model.selector.embedding_dim="
+                    f"{SUGGESTED_EMBEDDING_DIM} ({num_features * SUGGESTED_EMBEDDING_DIM * 4 / 2**20:,.0f} MiB)"
+                )
         p = num_features if embedding_dim is None else embedding_dim
         if not isinstance(p, int) or isinstance(p, bool) or p < 1:
             raise ConfigError(f"model.selector.embedding_dim={embedding_dim!r} must be a positive integer or null")

@@ -1,0 +1,305 @@
+"""High-dimensional selection on synthetic data with a known answer: memory, time, accuracy, recovery.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_highdim.py --d 1000,10000 --epochs 3 \\
+        --out benchmarks/results/highdim.jsonl
+
+Data: N training rows (plus validation and test rows) of D independent N(0, 1) features; 10 of
+them, at indices drawn from the data seed, are informative. The class is the sign of a non-linear
+function of those 10 (products of pairs, a sine and squares), so that no single feature and no
+linear combination gives it away and a selector has to find the right ones.
+
+Every (method, D) case runs in a subprocess of its own, so that each peak resident memory
+(``ru_maxrss``) is that case's alone, under a wall-clock limit. Each finished (or timed out, or
+failed) case appends one JSON line to ``--out`` as soon as it ends, with the machine and the
+command. Training goes through the framework's own classes: the dataset is registered with
+:func:`ipcae.data.registry.register` and served by :class:`ipcae.data.InMemoryDataModule`; the
+model is :class:`ipcae.module.FeatureSelectionModule` with the temperature annealing callback.
+Differences from the paper protocol: test metrics are taken after the last epoch (no checkpoint
+selection on validation), and few epochs are the default.
+
+Methods: ``<selector>_<noise>`` with selector ``ipcae`` (IndirectSelector, P = --embedding-dim,
+64 by default) or ``cae`` (DirectSelector), noise ``per_example``, ``per_batch`` or ``auto``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from ipcae.callbacks import EpochTimer, TemperatureAnnealing  # noqa: E402
+from ipcae.data import InMemoryDataModule  # noqa: E402
+from ipcae.data.registry import register  # noqa: E402
+from ipcae.data.splits import Splits  # noqa: E402
+from ipcae.module import FeatureSelectionModule  # noqa: E402
+
+DATASET = "synthetic_highdim"
+INFORMATIVE = 10
+SELECTORS = {"ipcae": "ipcae.selectors.IndirectSelector", "cae": "ipcae.selectors.DirectSelector"}
+NOISES = ("per_example", "per_batch", "auto")
+DEFAULT_METHODS = "ipcae_per_example,ipcae_per_batch,cae_per_example"
+
+
+def informative_indices(d: int, seed: int) -> list[int]:
+    """The 10 informative columns of the data with ``seed`` (sorted)."""
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(d, generator=generator)[:INFORMATIVE].tolist())
+
+
+def target(informative: torch.Tensor) -> torch.Tensor:
+    """Class 0/1 from the N x 10 informative columns: the sign of a non-linear function of all ten.
+
+    f = x0 x1 + x2 x3 + x4 x5 + sin(2 x6) + (x7^2 - 1) + (x8^2 - 1) - |x9| + 0.8, roughly balanced.
+    """
+    z = informative
+    f = (
+        z[:, 0] * z[:, 1]
+        + z[:, 2] * z[:, 3]
+        + z[:, 4] * z[:, 5]
+        + torch.sin(2 * z[:, 6])
+        + (z[:, 7] ** 2 - 1)
+        + (z[:, 8] ** 2 - 1)
+        - z[:, 9].abs()
+        + 0.8
+    )
+    return (f > 0).long()
+
+
+def synthetic_splits(
+    data_dir: Path,
+    d: int = 1000,
+    n_train: int = 5000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    seed: int = 0,
+) -> Splits:
+    """The dataset's loader (registered as ``synthetic_highdim``; ``data_dir`` is unused): dense
+    float32 N(0, 1) features drawn in row blocks, so that no float64 copy of the matrix exists."""
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.tensor(informative_indices(d, seed))
+
+    def block(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.empty(n, d)
+        for start in range(0, n, 1024):
+            x[start : start + 1024].normal_(generator=generator)
+        return x, target(x[:, idx])
+
+    x_train, y_train = block(n_train)
+    x_val, y_val = block(n_val)
+    x_test, y_test = block(n_test)
+    names = [f"f{i}" for i in range(d)]
+    return Splits(DATASET, x_train, y_train, x_val, y_val, x_test, y_test, names, num_classes=2)
+
+
+def run_case(args: argparse.Namespace) -> dict[str, Any]:
+    """One (method, D) case, in this process: build, train, test; returns the JSON record."""
+    torch.set_num_threads(args.threads)
+    register(DATASET, k=args.k, batch_size=args.batch_size, description="synthetic, 10 informative features")(
+        synthetic_splits
+    )
+    selector_name, noise = args.case_method.split("_", 1)
+    d = args.case_d
+    started = time.perf_counter()
+    datamodule = InMemoryDataModule(
+        DATASET,
+        batch_size=args.batch_size,
+        k=args.k,
+        seed=args.seed,
+        options={"d": d, "n_train": args.n_train, "n_val": args.n_val, "n_test": args.n_test, "seed": args.data_seed},
+    )
+    datamodule.setup("fit")
+    data_seconds = time.perf_counter() - started
+    data_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    L.seed_everything(args.seed, verbose=False)
+    selector: dict[str, Any] = {"_target_": SELECTORS[selector_name], "noise": noise}
+    if selector_name == "ipcae":
+        selector["embedding_dim"] = args.embedding_dim
+    if args.max_noise_elements is not None:
+        selector["max_noise_elements"] = args.max_noise_elements
+    model = FeatureSelectionModule(
+        num_features=d,
+        num_classes=2,
+        k=args.k,
+        selector=selector,
+        decoder={"_target_": "ipcae.decoders.MLPDecoder", "hidden_sizes": [200]},
+        task="classification",
+        name=selector_name,
+    )
+    timer = ProgressTimer()
+    trainer = L.Trainer(
+        max_epochs=args.epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[TemperatureAnnealing(start=10.0, end=0.01), timer],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    (test,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    selected = model.selector.selected_indices().tolist()
+    truth = informative_indices(d, args.data_seed)
+    return {
+        "status": "ok",
+        "resolved_noise": getattr(model.selector, "noise", noise),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "data_rss_mb": round(data_rss / 1024, 1),
+        "data_seconds": round(data_seconds, 2),
+        "epoch_seconds": [round(s, 3) for s in timer.epoch_seconds],
+        "seconds_per_epoch": round(sum(timer.epoch_seconds) / len(timer.epoch_seconds), 3)
+        if timer.epoch_seconds
+        else None,
+        "test_accuracy": round(float(test["test/accuracy"]), 4),
+        "informative_found": len(set(selected) & set(truth)),
+        "unique_selected": len(set(selected)),
+        "selected_indices": selected,
+        "informative_indices": truth,
+    }
+
+
+class ProgressTimer(EpochTimer):
+    """The framework's epoch timer (validation included), also printing each epoch to stderr as it
+    ends, so that a case stopped by the time limit still reports the epochs it finished."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        print(f"EPOCH_SECONDS {self.epoch_seconds[-1]:.4f}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory_gb = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "platform": platform.platform()}
+
+
+def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
+    forwarded = [
+        "--epochs", str(args.epochs), "--k", str(args.k), "--batch-size", str(args.batch_size),
+        "--embedding-dim", str(args.embedding_dim), "--n-train", str(args.n_train), "--n-val", str(args.n_val),
+        "--n-test", str(args.n_test), "--seed", str(args.seed), "--data-seed", str(args.data_seed),
+        "--threads", str(args.threads),
+    ]  # fmt: skip
+    if args.max_noise_elements is not None:
+        forwarded += ["--max-noise-elements", str(args.max_noise_elements)]
+    return [sys.executable, str(Path(__file__).resolve()), "--case-method", method, "--case-d", str(d), *forwarded]
+
+
+def run_all(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for method in methods:
+        selector, _, noise = method.partition("_")
+        if selector not in SELECTORS or noise not in NOISES:
+            raise SystemExit(f"--methods: {method!r} is unknown: use <ipcae|cae>_<{'|'.join(NOISES)}>")
+    dims = [int(float(v)) for v in args.d.split(",")]
+    common = {
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "threads": args.threads,
+        "epochs": args.epochs,
+        "k": args.k,
+        "batch_size": args.batch_size,
+        "n_train": args.n_train,
+        "n_val": args.n_val,
+        "n_test": args.n_test,
+        "seed": args.seed,
+        "data_seed": args.data_seed,
+        "max_noise_elements": args.max_noise_elements,
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
+    for d in dims:
+        for method in methods:
+            record: dict[str, Any] = {
+                "method": method,
+                "d": d,
+                "embedding_dim": args.embedding_dim if method.startswith("ipcae") else None,
+            }
+            started = time.perf_counter()
+            try:
+                done = subprocess.run(
+                    case_command(args, method, d), capture_output=True, text=True, env=env, timeout=args.time_limit
+                )
+                stdout, stderr = done.stdout, done.stderr
+                lines = [line for line in stdout.splitlines() if line.startswith("{")]
+                if done.returncode == 0 and lines:
+                    record.update(json.loads(lines[-1]))
+                else:
+                    record.update(status="failed", returncode=done.returncode, error=stderr.strip()[-2000:])
+            except subprocess.TimeoutExpired as exc:
+                stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+                seconds = [float(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_SECONDS")]
+                record.update(
+                    status="timeout",
+                    time_limit_s=args.time_limit,
+                    epochs_done=len(seconds),
+                    epoch_seconds=[round(s, 3) for s in seconds],
+                    seconds_per_epoch=round(sum(seconds) / len(seconds), 3) if seconds else None,
+                )
+            record["wall_seconds"] = round(time.perf_counter() - started, 2)
+            record.update(common)
+            with out.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            summary = {k: record.get(k) for k in ("method", "d", "status", "peak_rss_mb", "seconds_per_epoch")}
+            summary.update({k: record.get(k) for k in ("test_accuracy", "informative_found")})
+            print(json.dumps(summary), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--d", default="1000,10000,100000", help="comma-separated feature counts D")
+    parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS})")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--time-limit", type=float, default=1800, help="seconds per case before it is stopped")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "highdim.jsonl"))
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--embedding-dim", type=int, default=64, help="P of IP-CAE")
+    parser.add_argument("--max-noise-elements", type=int, default=None, help="selector budget (default: module's)")
+    parser.add_argument("--n-train", type=int, default=5000)
+    parser.add_argument("--n-val", type=int, default=1000)
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the data and the informative indices")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per case")
+    parser.add_argument("--case-method", help=argparse.SUPPRESS)
+    parser.add_argument("--case-d", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case_method:
+        print(json.dumps(run_case(args)), flush=True)
+    else:
+        run_all(args)
+
+
+if __name__ == "__main__":
+    main()
