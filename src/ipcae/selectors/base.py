@@ -89,3 +89,15 @@ class TemperatureControlled:
 
     def set_temperature(self, value: float) -> None:
         self.temperature.fill_(value)
+
+
+class StepScheduled:
+    """Mixin for selectors whose training follows a schedule over the optimiser steps (Sequential Attention).
+
+    The selector counts its own training forward passes (one per optimiser step in this framework's
+    module); what it cannot know is how many there will be. The :class:`ipcae.schedule.TrainingSteps`
+    callback tells it through :meth:`set_total_steps` when training starts.
+    """
+
+    def set_total_steps(self, total: int) -> None:
+        raise NotImplementedError

@@ -1,0 +1,192 @@
+"""Relaxed k-hot subset sampling with Gumbel top-k (Xie and Ermon, IJCAI 2019).
+
+"Reparameterizable Subset Sampling via Continuous Relaxations": one logit vector log_alpha over the
+D features; a sample perturbs it once with Gumbel noise, r_1 = log_alpha + g, and relaxes the
+top-k of r in K rounds of a tempered softmax, each round down-weighting what the earlier ones took:
+
+    a_j = softmax(r_j / T),    r_{j+1} = r_j + log(1 - a_j),    mask = a_1 + ... + a_K.
+
+Every round sums to 1, so the mask sums to exactly K; as T -> 0 (with distinct r) it tends to the
+k-hot vector of the top K of r, which with Gumbel noise is an exact sample of K features without
+replacement (Gumbel top-k). Evaluation is noise-free: the top K of log_alpha, K distinct features.
+
+Choices the paper leaves open (it learns the logits with an amortised explainer, not as a free
+vector), and what this module does:
+
+- log(1 - a_j) is computed without forming 1 - a_j where that cancels: log1p(-a) for every entry
+  but the round's largest, and for the largest (the one a round takes) the log-sum-exp of the other
+  entries of r_j / T minus that of all. This is the same formula, exact when a rounds to 1 in
+  floating point. The authors' code floors 1 - a at the smallest positive float instead, which
+  caps the down-weighting at about -87 (float32): a feature whose perturbed logit leads by more
+  than that is taken again by the next round (tests/test_new_selectors.py has the case).
+- The mask's entries are NOT bounded by 1 in general: the correction log(1 - a_j) is not divided
+  by T while the softmax is, so at T != 1 a feature split between two rounds can collect more
+  than 1 (e.g. K = D = 2, r = (log 9, 0), T = 1 gives (1.4, 0.6)). They are >= 0, sum to K, and
+  tend to {0, 1} as T -> 0 for distinct r. tests/test_new_selectors.py pins that example.
+- What the decoder reads (``output``):
+
+  * ``masked`` (default): x * mask, all D columns, K of them non-zero at evaluation (x * k-hot). This
+    is the paper's use of the relaxed mask (L2X-style). The decoder is D wide; the joint decoder's
+    test metrics still use exactly the K selected features, and the framework adds the
+    retrained-decoder numbers as for any selector whose ``out_features`` is not K.
+  * ``gathered``: the K rounds as K relaxed one-hot rows, x_S[b, j] = a_j[b] . x[b] (K inputs, as
+    CAE); evaluation gives the top K of log_alpha in decreasing order of log_alpha, which is the
+    order the rounds take them in at low temperature. With noise the rounds' order varies between
+    examples while their margins are below the Gumbel scale, so a column of the decoder's input is
+    not tied to one feature early in training.
+- The temperature is annealed by the framework's callback exactly as CAE's (10 -> 0.01,
+  exponential, per epoch, by default).
+- Noise: ``per_example`` (default, as CAE's reference) draws a B x D Gumbel matrix per step; the K
+  rounds then keep K x B x D values for backward, the same as CAE's per-example sample.
+  ``per_batch`` draws one D vector shared by the batch.
+- Parameterisation of log_alpha (the paper has none):
+
+  * ``direct`` (model=topk): a free D vector, initialised as one row of CAE's reference
+    initialisation (U(0, 1) entries divided by their sum: nearly uniform).
+  * ``indirect`` (model=ipcae_topk): log_alpha = psi W^T + b with a 1 x P embedding psi ~ N(0, 1)
+    through an affine map (W: D x P, b: D; PyTorch's default nn.Linear init), the IP-CAE
+    parameterisation with a single row. IP-CAE's argument for it is that a shared map couples the
+    K rows and keeps them from collapsing onto one feature; top-k has one row and cannot select
+    duplicates, so what remains is the over-parameterisation's effect on the optimisation (the
+    logits move in the span of W's columns with Adam's per-parameter scaling), which is what this
+    variant measures. P defaults to D as in IP-CAE; the map then holds D^2 parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ipcae.errors import ConfigError
+from ipcae.gumbel import sample_gumbel
+from ipcae.selectors.base import FeatureSelector, TemperatureControlled
+
+OUTPUTS = ("masked", "gathered")
+PARAMETERISATIONS = ("direct", "indirect")
+NOISE_MODES = ("per_example", "per_batch")
+
+
+def log_one_minus_softmax(z: Tensor) -> Tensor:
+    """log(1 - softmax(z)) over the last axis, accurate when an entry of the softmax rounds to 1.
+
+    log1p(-a) for every entry but the largest (there a <= 1/2, no cancellation); for the largest,
+    logsumexp of the other entries minus logsumexp of all, which stays finite and exact.
+    """
+    log_a = torch.log_softmax(z, dim=-1)
+    top = z.argmax(dim=-1, keepdim=True)
+    others = torch.logsumexp(z.scatter(-1, top, float("-inf")), dim=-1, keepdim=True)
+    at_top = others - torch.logsumexp(z, dim=-1, keepdim=True)
+    # The largest entry is zeroed before log1p so that a == 1 there cannot put 0 * inf into the gradient.
+    rest = log_a.exp().scatter(-1, top, 0.0)
+    return torch.log1p(-rest).scatter(-1, top, at_top)
+
+
+def relaxed_topk_rounds(scores: Tensor, k: int, temperature: Tensor | float) -> Tensor:
+    """The K relaxed one-hot rounds of the perturbed scores ``scores`` (... x D) -> (... x K x D).
+
+    a_1 = softmax(r_1 / T); r_{j+1} = r_j + log(1 - a_j); a_{j+1} = softmax(r_{j+1} / T).
+    """
+    rounds = []
+    r = scores
+    for j in range(k):
+        z = r / temperature
+        rounds.append(torch.softmax(z, dim=-1))
+        if j < k - 1:
+            r = r + log_one_minus_softmax(z)
+    return torch.stack(rounds, dim=-2)
+
+
+def relaxed_topk_mask(scores: Tensor, k: int, temperature: Tensor | float) -> Tensor:
+    """The relaxed k-hot mask: the sum of the K rounds (... x D), summing to K over the last axis."""
+    return relaxed_topk_rounds(scores, k, temperature).sum(dim=-2)
+
+
+def topk_mask(scores: Tensor, k: int) -> Tensor:
+    """The hard k-hot mask of the K largest entries (the T -> 0 limit of the relaxation)."""
+    return torch.zeros_like(scores).scatter_(-1, scores.topk(k, dim=-1).indices, 1.0)
+
+
+class GumbelTopKSelector(TemperatureControlled, FeatureSelector):
+    """Relaxed k-hot subset sampling with one logit vector over the D features (see the module docstring)."""
+
+    def __init__(
+        self,
+        num_features: int,
+        k: int,
+        output: str = "masked",
+        parameterisation: str = "direct",
+        embedding_dim: int | None = None,
+        noise: str = "per_example",
+    ) -> None:
+        super().__init__(num_features, k)
+        if output not in OUTPUTS:
+            raise ConfigError(f"model.selector.output={output!r} is unknown: use one of {', '.join(OUTPUTS)}")
+        if parameterisation not in PARAMETERISATIONS:
+            raise ConfigError(
+                f"model.selector.parameterisation={parameterisation!r} is unknown: "
+                f"use one of {', '.join(PARAMETERISATIONS)}"
+            )
+        if noise not in NOISE_MODES:
+            raise ConfigError(f"model.selector.noise={noise!r} is unknown: use one of {', '.join(NOISE_MODES)}")
+        self.output, self.parameterisation, self.noise = output, parameterisation, noise
+        self.init_temperature()
+        if parameterisation == "direct":
+            if embedding_dim is not None:
+                raise ConfigError(
+                    f"model.selector.embedding_dim={embedding_dim!r} needs model.selector.parameterisation=indirect: "
+                    "set it to null or use the indirect parameterisation"
+                )
+            log_alpha = torch.rand(num_features)
+            self.log_alpha = nn.Parameter(log_alpha / log_alpha.sum())
+        else:
+            p = num_features if embedding_dim is None else embedding_dim
+            if not isinstance(p, int) or isinstance(p, bool) or p < 1:
+                raise ConfigError(f"model.selector.embedding_dim={embedding_dim!r} must be a positive integer or null")
+            self.embedding = nn.Parameter(torch.randn(1, p))
+            self.projection = nn.Linear(p, num_features)
+
+    @property
+    def out_features(self) -> int:
+        return self.num_features if self.output == "masked" else self.k
+
+    def logits(self) -> Tensor:
+        """log_alpha, a D vector."""
+        if self.parameterisation == "direct":
+            return self.log_alpha
+        return self.projection(self.embedding).squeeze(0)
+
+    def selected_indices(self) -> Tensor:
+        """The K largest logits, in decreasing order."""
+        return self.logits().topk(self.k).indices
+
+    def selected_probabilities(self) -> Tensor:
+        """Inclusion probabilities at T = 1 are intractable; this is the first round's softmax(log_alpha)."""
+        return torch.softmax(self.logits(), dim=-1)[self.selected_indices()]
+
+    def _perturbed(self, x: Tensor) -> Tensor:
+        log_alpha = self.logits()
+        shape = (x.shape[0], self.num_features) if self.noise == "per_example" else (self.num_features,)
+        return log_alpha + sample_gumbel(shape, log_alpha)
+
+    def forward_train(self, x: Tensor) -> Tensor:
+        rounds = relaxed_topk_rounds(self._perturbed(x), self.k, self.temperature.to(x.dtype))
+        if self.output == "masked":
+            return x * rounds.sum(dim=-2)
+        # gathered: x_S[b, j] = sum_d a_j[b, d] x[b, d]
+        if rounds.dim() == 2:
+            return x @ rounds.T
+        return (rounds * x.unsqueeze(1)).sum(-1)
+
+    def forward_eval(self, x: Tensor) -> Tensor:
+        if self.output == "masked":
+            return x * topk_mask(self.logits(), self.k).to(x.dtype)
+        return x[:, self.selected_indices()]
+
+    def diagnostics(self) -> dict[str, Tensor | float]:
+        """``topk_mass``: the K selected features' share of softmax(log_alpha) (K / D at the start);
+        ``margin``: log_alpha's K-th largest minus its (K+1)-th (how settled the subset is)."""
+        log_alpha = self.logits()
+        probs = torch.softmax(log_alpha, dim=-1)
+        values = log_alpha.topk(min(self.k + 1, self.num_features)).values
+        margin = values[self.k - 1] - values[self.k] if self.k < self.num_features else torch.zeros(())
+        return {"topk_mass": probs[self.selected_indices()].sum(), "margin": margin}
