@@ -64,6 +64,12 @@ METHODS: dict[str, Method] = {
          "coil20": (97.92, 0.57), "har": (93.71, 0.62), "mice_protein": (94.26, 1.48)},
         {"coil20": 2.48e-3},
     ),
+    # Newer selectors, run under the paper's protocol here (no published numbers on these splits).
+    "topk": Method("Top-k"),
+    "ipcae_topk": Method("IP-Top-k"),
+    "sand": Method("SAND"),
+    "seqattn": Method("Seq. Attention"),
+    "ipcae_gjsd": Method("IP-CAE + GJSD", tuned="model.selector.diversity_weight"),
 }  # fmt: skip
 
 
