@@ -19,15 +19,16 @@ class TrainingDiverged(IpcaeError):
     """The training loss is no longer finite."""
 
 
-TASKS = ("classification", "reconstruction")
+TASKS = ("classification", "regression", "reconstruction")
 
 
 class FeatureSelectionModule(L.LightningModule):
-    """Selector (K of D features) + decoder, trained on classification or reconstruction.
+    """Selector (K of D features) + decoder, trained on classification, regression or reconstruction.
 
     ``selector`` and ``decoder`` are Hydra-style configs (dicts with ``_target_``) built here, once
     the data's size is known, so that checkpoints hold everything needed to rebuild the model.
-    The loss is cross-entropy (classification) or MSE over all D features (reconstruction), plus
+    The loss is cross-entropy (classification), MSE on a float target (regression) or MSE over all
+    D features (reconstruction), plus
     the selector's own regularisation term. Validation and test use the hard selection and
     compute their metrics over the whole split.
 
@@ -64,7 +65,7 @@ class FeatureSelectionModule(L.LightningModule):
                 f"model.selector._target_={selector.get('_target_')!r} is not a FeatureSelector: "
                 "subclass ipcae.selectors.FeatureSelector"
             )
-        out_features = num_classes if task == "classification" else num_features
+        out_features = {"classification": num_classes, "regression": 1}.get(task, num_features)
         self.decoder: nn.Module = instantiate(
             decoder, in_features=self.selector.out_features, out_features=out_features
         )
@@ -94,6 +95,8 @@ class FeatureSelectionModule(L.LightningModule):
     def task_loss(self, output: Tensor, x: Tensor, y: Tensor) -> Tensor:
         if self.task == "classification":
             return F.cross_entropy(output, y)
+        if self.task == "regression":
+            return F.mse_loss(output.squeeze(-1), y)
         return F.mse_loss(output, x)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
@@ -104,6 +107,8 @@ class FeatureSelectionModule(L.LightningModule):
         metrics["loss"].update(loss.detach(), weight=x.shape[0])
         if self.task == "classification":
             metrics["accuracy"].update(output.detach(), y)
+        elif self.task == "regression":
+            metrics["mse"].update(output.detach().squeeze(-1), y)
         else:
             metrics["mse"].update(output.detach(), x)
         return loss

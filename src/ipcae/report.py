@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ipcae.paper import CLASSIFICATION_ACCURACY, DATASETS, METHODS, RECONSTRUCTION_MSE
+from ipcae.results import write_text_atomic
 
 DISPLAY = {
     "mnist": "MNIST", "fashion_mnist": "Fashion", "isolet": "ISOLET", "coil20": "COIL-20",
@@ -251,13 +252,6 @@ def plot_curves(runs: pd.DataFrame, figures: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:

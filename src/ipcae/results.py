@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
@@ -9,13 +11,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import lightning
-import torch
-
 import ipcae
 
 
 def versions() -> dict[str, str]:
+    # Imported here: the report command writes files with this module and needs neither.
+    import lightning
+    import torch
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -51,8 +54,8 @@ def machine_roots(paths: dict[str, Any] | None = None) -> dict[str, str]:
     return roots
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` via a temporary file and a rename.
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename.
 
     Readers never see a half-written file, and an existing file is only replaced by a complete one.
     """
@@ -60,14 +63,35 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_selected_features(
+    path: str | Path, indices: list[int], names: list[str], probabilities: list[float] | None = None
+) -> Path:
+    """``selected_features.csv``: one line per selector row (row, index, name, probability), atomically.
+
+    ``probability`` is how sure the selector is of its pick (the selector's ``selected_probabilities()``);
+    empty for methods that only rank features.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["row", "index", "name", "probability"])
+    for row, (index, name) in enumerate(zip(indices, names, strict=True)):
+        probability = "" if probabilities is None else f"{probabilities[row]:.6g}"
+        writer.writerow([row, index, name, probability])
+    return write_text_atomic(path, buffer.getvalue())
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

@@ -18,24 +18,33 @@ from ipcae.gumbel import set_compiled
 from ipcae.lassonet_baseline import lassonet_ranking
 from ipcae.metrics import unique_percentage
 from ipcae.module import FeatureSelectionModule
-from ipcae.results import machine_roots, portable, versions, write_json_atomic
+from ipcae.results import machine_roots, portable, versions, write_json_atomic, write_selected_features
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
 
 log = logging.getLogger("ipcae")
 RESULTS_FILE = "results.json"
+SELECTION_FILE = "selected_features.csv"
 
 
 def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     datamodule: InMemoryDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    if "k" in cfg.data and cfg.data.k is None:
+        # K that depends on the data (a table's min(50, D)): model.k and results follow data.k.
+        cfg.data.k = datamodule.k
     return datamodule
 
 
 def build_model(cfg: DictConfig, datamodule: InMemoryDataModule) -> FeatureSelectionModule:
     check_k(cfg.model.k, datamodule.num_features)  # before Hydra could wrap the error
+    if cfg.task.name == "regression" and not datamodule.load().y_train.is_floating_point():
+        raise ConfigError(
+            f"task=regression needs a numeric target, and data={datamodule.name} has class labels: "
+            "use data=table data.path=FILE data.target=COLUMN, or task=classification"
+        )
     kwargs = OmegaConf.to_container(cfg.model, resolve=True)
     model_class = get_class(kwargs.pop("_target_"))
     return model_class(
@@ -105,6 +114,7 @@ def summarize(
         "n_test": splits.sizes[2],
         "n_features": splits.num_features,
         "n_classes": splits.num_classes if task == "classification" else None,
+        "class_names": splits.class_names if task == "classification" else None,
         "config": portable(OmegaConf.to_container(cfg, resolve=True), machine_roots(cfg.get("paths"))),
         "versions": versions(),
     }
@@ -125,9 +135,17 @@ def model_summary(model: FeatureSelectionModule) -> dict[str, Any]:
     }
 
 
-def finish(cfg: DictConfig, results: dict[str, Any]) -> dict[str, Any]:
-    """Write results.json atomically (and into the store), print the summary."""
+def selection_probabilities(model: FeatureSelectionModule) -> list[float]:
+    with torch.no_grad():
+        return model.selector.selected_probabilities().float().cpu().tolist()
+
+
+def finish(cfg: DictConfig, results: dict[str, Any], probabilities: list[float] | None = None) -> dict[str, Any]:
+    """Write selected_features.csv and results.json atomically (and into the store), print the summary."""
     output_dir = Path(cfg.paths.output_dir)
+    write_selected_features(
+        output_dir / SELECTION_FILE, results["selected_indices"], results["selected_features"], probabilities
+    )
     path = write_json_atomic(output_dir / RESULTS_FILE, results)
     if cfg.get("store_dir"):
         save_run(cfg.store_dir, cfg, results, output_dir)
@@ -219,7 +237,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         train_seconds=round(train_seconds, 3),
         epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
     )
-    return finish(cfg, results)
+    return finish(cfg, results, selection_probabilities(model))
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -249,7 +267,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         epoch_seconds=None,
         checkpoint=str(Path(cfg.ckpt_path).resolve()),
     )
-    return finish(cfg, results)
+    return finish(cfg, results, selection_probabilities(model))
 
 
 def report(results: dict[str, Any], path: Path) -> None:
