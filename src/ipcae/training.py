@@ -32,6 +32,11 @@ def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     datamodule: InMemoryDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    if cfg.task.name == "regression" and not datamodule.load().y_train.is_floating_point():
+        raise ConfigError(
+            f"task=regression needs a numeric target, and data={datamodule.name} has class labels: "
+            "use data=table data.path=FILE data.target=COLUMN, or task=classification"
+        )
     if "k" in cfg.data and cfg.data.k is None:
         # K that depends on the data (a table's min(50, D)): model.k and results follow data.k.
         cfg.data.k = datamodule.k
@@ -40,11 +45,6 @@ def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
 
 def build_model(cfg: DictConfig, datamodule: InMemoryDataModule) -> FeatureSelectionModule:
     check_k(cfg.model.k, datamodule.num_features)  # before Hydra could wrap the error
-    if cfg.task.name == "regression" and not datamodule.load().y_train.is_floating_point():
-        raise ConfigError(
-            f"task=regression needs a numeric target, and data={datamodule.name} has class labels: "
-            "use data=table data.path=FILE data.target=COLUMN, or task=classification"
-        )
     kwargs = OmegaConf.to_container(cfg.model, resolve=True)
     model_class = get_class(kwargs.pop("_target_"))
     return model_class(
