@@ -251,19 +251,29 @@ def _arrays_table(
     )
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path: Path) -> bool:
+    """HDF5's signature at offset 0 or after MATLAB v7.3's 512-byte header."""
+    with open(path, "rb") as f:
+        head = f.read(520)
+    return head[:8] == HDF5_SIGNATURE or head[512:520] == HDF5_SIGNATURE
+
+
 def _read_mat(path: Path) -> dict[str, np.ndarray]:
     import scipy.io
 
-    try:
-        mat = scipy.io.loadmat(path)
-        return {k: v for k, v in mat.items() if not k.startswith("__")}
-    except NotImplementedError:  # MATLAB v7.3: an HDF5 file
+    if _is_hdf5(path):  # MATLAB v7.3 (scipy reads up to v7.2)
         h5py = _need("h5py", "hdf5", ".mat (v7.3)")
         with h5py.File(path, "r") as f:
             # MATLAB stores column-major: an n x D matrix reads back as D x n.
             return {k: np.asarray(f[k][()]).T for k in f if isinstance(f[k], h5py.Dataset)}
-    except (ValueError, OSError, TypeError) as exc:
+    try:
+        mat = scipy.io.loadmat(path)
+    except (ValueError, OSError, TypeError, NotImplementedError) as exc:
         raise DataError(f"data.path={str(path)!r} is not a readable .mat file ({exc})") from None
+    return {k: v for k, v in mat.items() if not k.startswith("__")}
 
 
 def _read_h5ad(path: Path, target: str | int | None, split_column: str | int | None) -> Table:
