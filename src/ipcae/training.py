@@ -32,7 +32,8 @@ def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     datamodule: InMemoryDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    if cfg.task.name == "regression" and not datamodule.load().y_train.is_floating_point():
+    task = OmegaConf.select(cfg, "task.name")  # eval configs have no task
+    if task == "regression" and not datamodule.load().y_train.is_floating_point():
         raise ConfigError(
             f"task=regression needs a numeric target, and data={datamodule.name} has class labels: "
             "use data=table data.path=FILE data.target=COLUMN, or task=classification"
