@@ -19,15 +19,16 @@ class TrainingDiverged(IpcaeError):
     """The training loss is no longer finite."""
 
 
-TASKS = ("classification", "reconstruction")
+TASKS = ("classification", "regression", "reconstruction")
 
 
 class FeatureSelectionModule(L.LightningModule):
-    """Selector (K of D features) + decoder, trained on classification or reconstruction.
+    """Selector (K of D features) + decoder, trained on classification, regression or reconstruction.
 
     ``selector`` and ``decoder`` are Hydra-style configs (dicts with ``_target_``) built here, once
     the data's size is known, so that checkpoints hold everything needed to rebuild the model.
-    The loss is cross-entropy (classification) or MSE over all D features (reconstruction), plus
+    The loss is cross-entropy (classification), MSE on a float target (regression) or MSE over all
+    D features (reconstruction), plus
     the selector's own regularisation term. Validation and test use the hard selection and
     compute their metrics over the whole split.
 
@@ -67,7 +68,7 @@ class FeatureSelectionModule(L.LightningModule):
                 f"model.selector._target_={selector.get('_target_')!r} is not a FeatureSelector: "
                 "subclass ipcae.selectors.FeatureSelector"
             )
-        out_features = num_classes if task == "classification" else num_features
+        out_features = {"classification": num_classes, "regression": 1}.get(task, num_features)
         self.decoder: nn.Module = instantiate(
             decoder, in_features=self.selector.out_features, out_features=out_features
         )
@@ -103,6 +104,8 @@ class FeatureSelectionModule(L.LightningModule):
     def task_loss(self, output: Tensor, x: Tensor, y: Tensor) -> Tensor:
         if self.task == "classification":
             return F.cross_entropy(output, y)
+        if self.task == "regression":
+            return F.mse_loss(output.squeeze(-1), y)
         return F.mse_loss(output, x)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
@@ -111,10 +114,12 @@ class FeatureSelectionModule(L.LightningModule):
         loss = self.task_loss(output, x, y)
         metrics = getattr(self, f"{stage}_metrics")
         metrics["loss"].update(loss.detach(), weight=x.shape[0])
-        target = y if self.task == "classification" else x
+        # Metrics compare the output with what the task predicts: labels, a numeric target, or the input.
+        target = {"classification": y, "regression": y}.get(self.task, x)
+        prediction = output.detach().squeeze(-1) if self.task == "regression" else output.detach()
         for name, metric in metrics.items():
             if name != "loss":
-                metric.update(output.detach(), target)
+                metric.update(prediction, target)
         return loss
 
     def _log_stage(self, stage: str) -> None:

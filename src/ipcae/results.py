@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import platform
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import ipcae
+from ipcae.atomic import write_text_atomic
 from ipcae.metrics import unique_percentage
 
 RESULTS_FILE = "results.json"
@@ -131,6 +134,7 @@ def summarize(
         "n_test": splits.sizes[2],
         "n_features": splits.num_features,
         "n_classes": splits.num_classes if task == "classification" else None,
+        "class_names": splits.class_names if task == "classification" else None,
         "batch_size": datamodule.batch_size,
         "overrides": cell_overrides(run_overrides()),
         "config": portable(config, machine_roots(cfg.get("paths"))),
@@ -153,6 +157,23 @@ def print_summary(results: dict[str, Any], path: Path) -> None:
         print(f"test with a retrained decoder: {retrained}")
     print(f"selected: {', '.join(results['selected_features'])}")
     print(f"results: {path}")
+
+
+def write_selected_features(
+    path: str | Path, indices: list[int], names: list[str], probabilities: list[float] | None = None
+) -> Path:
+    """``selected_features.csv``: one line per selector row (row, index, name, probability), atomically.
+
+    ``probability`` is how sure the selector is of its pick (the selector's ``selected_probabilities()``);
+    empty for methods that only rank features.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["row", "index", "name", "probability"])
+    for row, (index, name) in enumerate(zip(indices, names, strict=True)):
+        probability = "" if probabilities is None else f"{probabilities[row]:.6g}"
+        writer.writerow([row, index, name, probability])
+    return write_text_atomic(path, buffer.getvalue())
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

@@ -15,16 +15,24 @@ from ipcae.atomic import write_json_atomic
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
 from ipcae.module import FeatureSelectionModule
-from ipcae.results import RESULTS_FILE, print_summary, stage_metrics, summarize
+from ipcae.results import RESULTS_FILE, print_summary, stage_metrics, summarize, write_selected_features
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
+
+SELECTION_FILE = "selected_features.csv"
 
 
 def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     datamodule: InMemoryDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    task = OmegaConf.select(cfg, "task.name")  # eval configs have no task
+    if task == "regression" and not datamodule.load().y_train.is_floating_point():
+        raise ConfigError(
+            f"task=regression needs a numeric target, and data={datamodule.name} has class labels: "
+            "use data=table data.path=FILE data.target=COLUMN, or task=classification"
+        )
     return datamodule
 
 
@@ -86,9 +94,17 @@ def apply_process_settings(cfg: DictConfig) -> None:
         set_compiled(bool(cfg.compile))
 
 
-def record(cfg: DictConfig, results: dict[str, Any]) -> dict[str, Any]:
-    """Write results.json atomically (and into the store), print the summary."""
+def selection_probabilities(model: FeatureSelectionModule) -> list[float]:
+    with torch.no_grad():
+        return model.selector.selected_probabilities().float().cpu().tolist()
+
+
+def record(cfg: DictConfig, results: dict[str, Any], probabilities: list[float] | None = None) -> dict[str, Any]:
+    """Write selected_features.csv and results.json atomically (and into the store), print the summary."""
     output_dir = Path(cfg.paths.output_dir)
+    write_selected_features(
+        output_dir / SELECTION_FILE, results["selected_indices"], results["selected_features"], probabilities
+    )
     path = write_json_atomic(output_dir / RESULTS_FILE, results)
     if cfg.get("store_dir"):
         save_run(cfg.store_dir, cfg, results, output_dir)
@@ -155,7 +171,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         train_seconds=round(train_seconds, 3),
         epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
     )
-    return record(cfg, results)
+    return record(cfg, results, selection_probabilities(model))
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -188,4 +204,4 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         epoch_seconds=None,
         checkpoint=str(Path(cfg.ckpt_path).resolve()),
     )
-    return record(cfg, results)
+    return record(cfg, results, selection_probabilities(model))

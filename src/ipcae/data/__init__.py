@@ -7,7 +7,7 @@ torch.Size([1078, 64])
 """
 
 # Importing the loader modules registers their datasets.
-from ipcae.data import coil20, digits, har, isolet, mice_protein, mnist  # noqa: F401
+from ipcae.data import coil20, digits, har, isolet, mice_protein, mnist, table  # noqa: F401
 from ipcae.data.registry import (
     DatasetInfo,
     available_datasets,

@@ -61,6 +61,7 @@ def _to_entry(splits: Splits, key: str) -> dict[str, object]:
     entry: dict[str, object] = {t: getattr(splits, t).contiguous() for t in TENSORS}
     entry.update(format=FORMAT_VERSION, key=key, name=splits.name, feature_names=list(splits.feature_names))
     entry["num_classes"] = int(splits.num_classes)
+    entry["class_names"] = None if splits.class_names is None else list(splits.class_names)
     return entry
 
 
@@ -72,17 +73,26 @@ def _from_entry(entry: object, name: str, key: str) -> Splits:
         raise ValueError("dataset name mismatch")
     tensors = {t: entry[t] for t in TENSORS}
     for t, value in tensors.items():
-        expected = torch.int64 if t.startswith("y") else torch.float32
-        if not isinstance(value, torch.Tensor) or value.dtype != expected:
-            raise ValueError(f"{t} is not a {expected} tensor")
+        # Labels are int64 classes, or float32 targets of a regression (then in all three splits).
+        expected = (torch.int64, torch.float32) if t.startswith("y") else (torch.float32,)
+        if not isinstance(value, torch.Tensor) or value.dtype not in expected:
+            raise ValueError(f"{t} is not a {' or '.join(map(str, expected))} tensor")
+    if len({tensors[t].dtype for t in ("y_train", "y_val", "y_test")}) != 1:
+        raise ValueError("the label tensors differ in dtype")
     names = entry["feature_names"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError("feature names are not strings")
     num_classes = entry["num_classes"]
     if not isinstance(num_classes, int):
         raise ValueError("num_classes is not an int")
-    # Splits checks that the shapes agree with each other and with the feature names.
-    return Splits(name, **tensors, feature_names=names, num_classes=num_classes)
+    # Absent in entries written before class names existed: those datasets have none.
+    class_names = entry.get("class_names")
+    if class_names is not None and (
+        not isinstance(class_names, list) or not all(isinstance(n, str) for n in class_names)
+    ):
+        raise ValueError("class names are not strings")
+    # Splits checks that the shapes agree with each other, with the feature names and the classes.
+    return Splits(name, **tensors, feature_names=names, num_classes=num_classes, class_names=class_names)
 
 
 def cached_splits(

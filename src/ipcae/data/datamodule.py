@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,9 @@ class InMemoryDataModule(L.LightningDataModule):
 
     ``shuffle`` and ``drop_last`` exist because the reference implementation trains on a fixed
     order and drops the last partial train and validation batch; the paper presets set them so.
+
+    Splits built elsewhere (arrays in memory, see :mod:`ipcae.sklearn`) come in through
+    :meth:`from_splits`. Without ``k``, K is the dataset's default, at most the number of features.
     """
 
     def __init__(
@@ -131,17 +135,20 @@ class InMemoryDataModule(L.LightningDataModule):
         eval_batch_size: int = 4096,
         options: dict[str, Any] | None = None,
         module: str | None = None,
+        splits: Splits | None = None,
     ) -> None:
         super().__init__()
         if module:
             # A dataset defined outside the package registers itself when its module is imported.
             import_dataset_module(module)
-        info = dataset_info(name)
+        # Ready splits need no registered loader; their defaults are those of a table.
+        info = dataset_info(name if splits is None else "table")
         self.module = module
         self.name = name
         self.data_dir = data_dir
         # None: the dataset's registered defaults (the one place K and batch size are declared).
         self.batch_size = info.batch_size if batch_size is None else batch_size
+        self._k_given = k is not None
         self.k = info.k if k is None else k
         self.shuffle, self.drop_last, self.drop_last_val = shuffle, drop_last, drop_last_val
         self.seed = seed
@@ -150,6 +157,20 @@ class InMemoryDataModule(L.LightningDataModule):
         self.options = dict(options or {})
         self.splits: Splits | None = None
         self._on_device: dict[str, Splits] = {}
+        if splits is not None:
+            self._loaded(splits)
+
+    @classmethod
+    def from_splits(cls, splits: Splits, **kwargs: Any) -> InMemoryDataModule:
+        """A DataModule over splits already in memory (no loader, nothing read from disk)."""
+        return cls(splits.name, splits=splits, **kwargs)
+
+    def _loaded(self, splits: Splits) -> Splits:
+        self.splits = splits
+        if not self._k_given:
+            # A dataset default (50 for tables) must not exceed a small table's width.
+            self.k = min(self.k, splits.num_features)
+        return splits
 
     def prepare_data(self) -> None:
         # Runs once per node before setup: downloads and builds caches where needed.
@@ -160,7 +181,7 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def load(self) -> Splits:
         if self.splits is None:
-            self.splits = load_splits(self.name, self.data_dir, **self.options)
+            return self._loaded(load_splits(self.name, self.data_dir, **self.options))
         return self.splits
 
     @property
@@ -182,7 +203,7 @@ class InMemoryDataModule(L.LightningDataModule):
         if key not in self._on_device:
             s = self.load()
             moved = {f: getattr(s, f).to(device) for f in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-            self._on_device = {key: Splits(s.name, **moved, feature_names=s.feature_names, num_classes=s.num_classes)}
+            self._on_device = {key: dataclasses.replace(s, **moved)}
         return self._on_device[key]
 
     def _batches(self, split: str, *, train: bool = False, drop_last: bool = False) -> IndexBatches:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ipcae.data.cache import cached_splits
 from ipcae.data.files import DataSource, ensure_files, register_source
 from ipcae.data.splits import Splits
-from ipcae.errors import ConfigError
+from ipcae.errors import ConfigError, DataError
 
 # build(paths, **options) -> Splits, where paths maps each file's relative path to its location.
 Build = Callable[..., Splits]
@@ -86,6 +86,16 @@ def import_dataset_module(module: str) -> None:
         ) from None
 
 
+def user_file(option: str, value: object) -> Path:
+    """The existing file that option ``data.<option>`` names (relative to the working directory)."""
+    if value is None or str(value).strip() in ("", "???"):
+        raise ConfigError(f"data.{option} is not set: add data.{option}=<your file> to the command line")
+    path = Path(str(value)).expanduser().resolve()
+    if not path.is_file():
+        raise DataError(f"data.{option}={str(value)!r}: no such file (looked at {path})")
+    return path
+
+
 def available_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -121,7 +131,7 @@ def load_splits(name: str, data_dir: str | Path | None = None, **options: object
     if info.source is not None:
         paths = ensure_files(name, root)
     elif info.path_options:
-        paths = {option: Path(str(options[option])).expanduser() for option in info.path_options if options[option]}
+        paths = {option: user_file(option, options[option]) for option in info.path_options}
     else:
         return info.build({}, **options)
     return cached_splits(name, options, paths.values(), lambda: info.build(paths, **options), version=info.version)

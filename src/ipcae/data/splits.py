@@ -14,7 +14,9 @@ class Splits:
     """Train / validation / test tensors of one dataset, ready for training.
 
     ``x_*`` are float32 matrices (rows = examples, columns = features) and ``y_*`` int64 class
-    labels in ``0..num_classes-1``. Reconstruction tasks ignore the labels.
+    labels in ``0..num_classes-1`` (float32 targets for regression, with ``num_classes`` 0).
+    Reconstruction tasks ignore the labels. ``class_names`` names the classes where the source
+    did (string labels of a table), for results.json.
     """
 
     name: str
@@ -26,6 +28,7 @@ class Splits:
     y_test: torch.Tensor
     feature_names: list[str]
     num_classes: int
+    class_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         # Row-major storage whatever the loader produced (a scaler can hand back column-major
@@ -41,6 +44,8 @@ class Splits:
         for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val), (self.x_test, self.y_test)):
             if x.shape[0] != y.shape[0]:
                 raise ValueError(f"{self.name}: {x.shape[0]} rows but {y.shape[0]} labels")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"{self.name}: {len(self.class_names)} class names for {self.num_classes} classes")
 
     @classmethod
     def from_arrays(
@@ -51,16 +56,17 @@ class Splits:
         test: tuple[ArrayLike, ArrayLike],
         feature_names: list[str],
         num_classes: int,
+        class_names: list[str] | None = None,
+        y_dtype: torch.dtype = torch.int64,
     ) -> Splits:
-        """Build from numpy-like (features, labels) pairs, converting dtypes."""
+        """Build from numpy-like (features, labels) pairs, converting dtypes (``y_dtype``: float32 for regression)."""
 
         def tensors(pair: tuple[ArrayLike, ArrayLike]) -> tuple[torch.Tensor, torch.Tensor]:
             x, y = pair
-            return torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.as_tensor(
-                np.asarray(y), dtype=torch.int64
-            )
+            return torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.as_tensor(np.asarray(y), dtype=y_dtype)
 
-        return cls(name, *tensors(train), *tensors(val), *tensors(test), list(feature_names), num_classes)
+        names = None if class_names is None else [str(c) for c in class_names]
+        return cls(name, *tensors(train), *tensors(val), *tensors(test), list(feature_names), num_classes, names)
 
     @property
     def num_features(self) -> int:
