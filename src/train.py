@@ -1,32 +1,18 @@
 """Train a feature selector: `python src/train.py model=ipcae data=mice_protein`.
 
 Configuration lives in conf/ (see conf/train.yaml); any value can be overridden on the command
-line, and `-m` sweeps over comma-separated values.
+line, and `-m` sweeps over comma-separated values. Installed, the same is `ipcae-train`.
 """
 
 import os
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
-
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("IPCAE_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))  # runs from a checkout without `pip install -e .`
 
-from ipcae.cli import run_job  # noqa: E402
-from ipcae.training import train  # noqa: E402
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-@run_job
-def main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
-    # The return value is what Hydra's sweepers optimise (the test metric, if any).
-    test = results.get("test", {})
-    return test.get("accuracy", test.get("mse"))
-
+from ipcae.commands import train  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    train()
