@@ -71,7 +71,7 @@ def plain_loop_epochs(cfg) -> list[float]:
     model = build_model(cfg, datamodule)
     splits = datamodule.load()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.model.lr)
-    bs, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
+    bs, epochs = datamodule.batch_size, cfg.trainer.max_epochs
     n_train = len(splits.x_train) // bs * bs if cfg.data.drop_last else len(splits.x_train)
     times = []
     for epoch in range(epochs):
