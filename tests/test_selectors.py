@@ -149,3 +149,13 @@ def test_linear_decoder_and_dropout() -> None:
     assert [type(m).__name__ for m in deep.net] == [
         "Linear", "LeakyReLU", "Dropout", "Linear", "LeakyReLU", "Dropout", "Linear",
     ]  # fmt: skip
+
+
+def test_all_features_is_the_identity_with_k_equal_to_d() -> None:
+    from ipcae.selectors import AllFeatures
+
+    selector = AllFeatures(num_features=7, k=3)
+    x = torch.randn(4, 7)
+    assert selector.k == selector.out_features == 7
+    assert torch.equal(selector.train()(x), x) and torch.equal(selector.eval()(x), x)
+    assert selector.selected_indices().tolist() == list(range(7))

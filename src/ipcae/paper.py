@@ -70,6 +70,7 @@ METHODS: dict[str, Method] = {
     "sand": Method("SAND"),
     "seqattn": Method("Seq. Attention"),
     "ipcae_gjsd": Method("IP-CAE + GJSD", tuned="model.selector.diversity_weight"),
+    "all_features": Method("All features (reference)"),
 }  # fmt: skip
 
 
