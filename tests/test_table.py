@@ -372,7 +372,8 @@ def test_cli_csv_with_header_and_string_labels(tmp_path: Path) -> None:
     path = tmp_path / "flowers.csv"
     example_frame().to_csv(path, index=False)
     out = results(tmp_path, train(tmp_path, f"data.path={path}", "data.target=species"))
-    assert (out["dataset"], out["task"], out["k"]) == ("table", "classification", 4)  # K = min(50, D)
+    # The file names the dataset in results; K = min(50, D).
+    assert (out["dataset"], out["task"], out["k"]) == ("flowers", "classification", 4)
     assert out["class_names"] == CLASSES and out["n_classes"] == 3
     assert (out["n_train"], out["n_val"], out["n_test"], out["n_features"]) == (54, 18, 18, 4)
     names = ["id", "code", "width", "height"]

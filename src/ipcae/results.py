@@ -119,7 +119,7 @@ def summarize(
     return {
         "model": model_name,
         "selector": selector_name,
-        "dataset": datamodule.name,
+        "dataset": datamodule.label,
         "task": task,
         "k": len(indices),
         "seed": cfg.seed,

@@ -12,6 +12,7 @@ import torch
 
 from ipcae.data.registry import dataset_info, import_dataset_module, load_splits
 from ipcae.data.splits import Splits
+from ipcae.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -183,6 +184,16 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.splits is None:
             return self._loaded(load_splits(self.name, self.data_dir, **self.options))
         return self.splits
+
+    @property
+    def label(self) -> str:
+        """The dataset's name in results: the registered name, or a user file's stem (``data=table``)."""
+        try:
+            path_options = dataset_info(self.name).path_options
+        except ConfigError:  # splits handed in from memory under a name of their own
+            return self.name
+        path = self.options.get(path_options[0]) if path_options else None
+        return Path(str(path)).stem if path else self.name
 
     @property
     def num_features(self) -> int:
