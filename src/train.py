@@ -16,16 +16,15 @@ os.environ.setdefault("IPCAE_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))  # runs from a checkout without `pip install -e .`
 
 from ipcae.cli import run_job  # noqa: E402
+from ipcae.objective import sweep_value  # noqa: E402
 from ipcae.training import train  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-@run_job
-def main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
-    # The return value is what Hydra's sweepers optimise (the test metric, if any).
-    test = results.get("test", {})
-    return test.get("accuracy", test.get("mse"))
+def main(cfg: DictConfig) -> float:
+    # What Hydra's sweepers optimise: optimized_metric (validation loss by default) in
+    # optimized_direction; a failed job (run_job returns None) gives the worst value of that direction.
+    return sweep_value(cfg, run_job(train)(cfg))
 
 
 if __name__ == "__main__":
