@@ -75,10 +75,14 @@ def tensorboard_logger(**kwargs: Any) -> StepAxisTensorBoardLogger:
     return StepAxisTensorBoardLogger(**kwargs)
 
 
-def attach_step_axis(loggers: list[Any], trainer: Any) -> None:
+def prepare_loggers(loggers: list[Any], trainer: Any, config: dict[str, Any]) -> None:
+    """TensorBoard against the trainer's optimiser steps; W&B gets the whole resolved config at once
+    (Lightning gives it only the module's hyper-parameters), so a run that fails still shows it."""
     for logger in loggers:
         if isinstance(logger, StepAxisTensorBoardLogger):
             logger.step_source = lambda: int(trainer.global_step)
+        elif isinstance(logger, WandbLogger) and trainer.is_global_zero:
+            logger.experiment.config.update(config, allow_val_change=True)
 
 
 def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

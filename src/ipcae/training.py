@@ -14,11 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from ipcae.atomic import write_json_atomic
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
-from ipcae.loggers import attach_step_axis, finish_wandb, publish_results
+from ipcae.loggers import finish_wandb, prepare_loggers, publish_results
 from ipcae.module import FeatureSelectionModule
 from ipcae.objective import metric_and_direction, objective_fields
 from ipcae.plots import write_run_plots
-from ipcae.results import RESULTS_FILE, print_summary, stage_metrics, summarize
+from ipcae.results import RESULTS_FILE, machine_roots, portable, print_summary, stage_metrics, summarize
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
@@ -122,7 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = build_list(cfg.get("callbacks"))
     loggers = build_list(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    attach_step_axis(loggers, trainer)
+    prepare_loggers(loggers, trainer, portable_config(cfg))
     try:
         started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -171,6 +171,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:
         finish_loggers(loggers)
     return results
+
+
+def portable_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without this machine's directories (as results.json records it)."""
+    return portable(OmegaConf.to_container(cfg, resolve=True), machine_roots(cfg.get("paths")))
 
 
 def run_scale(trainer: L.Trainer, datamodule: InMemoryDataModule) -> dict[str, int]:
