@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 
 def wandb_has_credentials() -> bool:
@@ -81,7 +82,7 @@ def prepare_loggers(loggers: list[Any], trainer: Any, config: dict[str, Any]) ->
     for logger in loggers:
         if isinstance(logger, StepAxisTensorBoardLogger):
             logger.step_source = lambda: int(trainer.global_step)
-        elif isinstance(logger, WandbLogger) and trainer.is_global_zero:
+        elif isinstance(logger, WandbLogger) and rank_zero_only.rank == 0:  # set from the launcher's env
             logger.experiment.config.update(config, allow_val_change=True)
 
 

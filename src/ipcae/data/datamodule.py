@@ -269,7 +269,8 @@ def step_controls(trainer: L.Trainer) -> list[str]:
     if trainer.max_steps not in (None, -1):
         active.append(f"max_steps={trainer.max_steps}")
     limit = trainer.limit_train_batches
-    if limit is not None and limit != 1.0:
+    # An int counts batches (1 is one batch); the float 1.0 means all of them.
+    if isinstance(limit, int) or (limit is not None and limit != 1.0):
         active.append(f"limit_train_batches={limit}")
     interval = trainer.val_check_interval
     if isinstance(interval, int) or (interval is not None and interval != 1.0):
