@@ -426,3 +426,20 @@ def test_non_image_selection_plot_names_the_features(tmp_path: Path) -> None:
 
     path = plot_selection(tmp_path / "s.png", [2, 0], [0.9, 0.4], ["alpha", "beta", "gamma"], np.eye(2, 3))
     assert path.is_file() and path.stat().st_size > 1000
+
+
+# --- GPU (deselected without a CUDA device) ----------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_and_ddp_runs_with_a_retrained_decoder_finish(tmp_path: Path) -> None:
+    single = train(tmp_path / "gpu", "trainer=gpu", "trainer.max_epochs=2", "retrain=true")
+    assert single["retrained"]["accuracy"] > 0 and single["world_size"] == 1
+    devices = min(torch.cuda.device_count(), 2)
+    ddp = train(
+        tmp_path / "ddp", "trainer=ddp", "trainer.accelerator=gpu", f"trainer.devices={devices}",
+        "trainer.max_epochs=2", "retrain=true",
+    )  # fmt: skip
+    assert ddp["retrained"]["accuracy"] > 0 and ddp["world_size"] == devices
+    assert ddp["steps"] == single["steps"] == 2 * DIGITS_STEPS_PER_EPOCH
