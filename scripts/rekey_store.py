@@ -28,7 +28,7 @@ from omegaconf import OmegaConf, open_dict  # noqa: E402
 
 from ipcae.data import dataset_info  # noqa: E402
 from ipcae.paper import METHODS  # noqa: E402
-from ipcae.store import IGNORED_KEYS, RESULTS_FILE, run_dir  # noqa: E402
+from ipcae.store import EQUIVALENT_VALUES, IGNORED_KEYS, NEUTRAL_OPTIONS, RESULTS_FILE, run_dir  # noqa: E402
 
 # Keys the current config has that runs recorded before they existed, with the value that
 # reproduces what those runs did.
@@ -40,6 +40,14 @@ ADDED = {
     "model.selector.max_noise_elements": None,  # the default budget, far above the paper's sizes
     "model.selector.max_map_gib": 2.0,  # a guard that refuses or allows, never changes a run
 }
+
+
+def neutral(key: str, value: object) -> bool:
+    """A key the store leaves out of the hash at this value (itself or under a neutral parent)."""
+    for dotted, values in NEUTRAL_OPTIONS.items():
+        if (key == dotted or key.startswith(dotted + ".")) and (values is None or value in values):
+            return True
+    return False
 
 
 def machine_path(value: object) -> bool:
@@ -79,6 +87,9 @@ def differences(recorded: dict, current: dict, dataset: str) -> list[str]:
     rec = {k: v for k, v in flat(recorded).items() if k.split(".")[0] not in IGNORED_KEYS}
     cur = {k: v for k, v in flat(current).items() if k.split(".")[0] not in IGNORED_KEYS}
     cur = {k: (defaults[k] if v is None and k in defaults else v) for k, v in cur.items()}
+    # Values that replaced recorded ones without changing the run, and new keys at neutral values.
+    cur = {k: EQUIVALENT_VALUES[k].get(v, v) if k in EQUIVALENT_VALUES else v for k, v in cur.items()}
+    cur = {k: v for k, v in cur.items() if k in rec or not neutral(k, v)}
     rec = {k: v for k, v in rec.items() if not machine_path(v)}
     cur = {k: v for k, v in cur.items() if k in rec or not (k.endswith(("dirpath", "data_dir", "default_root_dir")))}
     diffs = [f"{k}: recorded {rec[k]!r}, now {cur.get(k, '<absent>')!r}" for k in rec if rec[k] != cur.get(k)]

@@ -21,19 +21,17 @@ from ipcae.cli import run_job
 CONF = str(Path(__file__).resolve().parent / "conf")
 
 
-def objective(results: dict) -> float | None:
-    """What a Hydra sweeper optimises: the test metric, if any."""
-    test = results.get("test", {})
-    return test.get("accuracy", test.get("mse"))
-
-
 @hydra.main(version_base="1.3", config_path=CONF, config_name="train")
-@run_job
-def train(cfg: DictConfig) -> float | None:
-    """``ipcae-train``: fit a selector and decoder, test, write results.json."""
+def train(cfg: DictConfig) -> float:
+    """``ipcae-train``: fit a selector and decoder, test, write results.json.
+
+    Returns what Hydra's sweepers optimise: ``optimized_metric`` (validation loss by default) in
+    ``optimized_direction``; a failed job (``run_job`` returns None) gives the worst value.
+    """
+    from ipcae.objective import sweep_value
     from ipcae.training import train as train_run
 
-    return objective(train_run(cfg))
+    return sweep_value(cfg, run_job(train_run)(cfg))
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="eval")

@@ -123,11 +123,12 @@ class FeatureSelectionModule(L.LightningModule):
         return loss
 
     def _log_stage(self, stage: str) -> None:
-        # compute() synchronises across DDP ranks itself, so the logged values need no sync_dist.
+        # compute() synchronises across DDP ranks itself; sync_dist then only averages equal values,
+        # and keeps Lightning from warning about unsynchronised epoch-level logs.
         metrics = getattr(self, f"{stage}_metrics")
         values = metrics.compute()
         metrics.reset()
-        self.log_dict({f"{stage}/{name}": value for name, value in values.items()})
+        self.log_dict({f"{stage}/{name}": value for name, value in values.items()}, sync_dist=True)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         xs, ys = batch

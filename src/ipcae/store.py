@@ -34,14 +34,42 @@ NEUTRAL_SELECTOR_OPTIONS: dict[str, tuple[object, ...] | None] = {
     "max_map_gib": None,  # None: at any value
 }
 
+# The same for any key of the config, by dotted path: callbacks that only log or draw
+# (selection_images) and the objective a sweep reads (what is returned, not what is computed).
+NEUTRAL_OPTIONS: dict[str, tuple[object, ...] | None] = {
+    **{f"model.selector.{name}": values for name, values in NEUTRAL_SELECTOR_OPTIONS.items()},
+    "callbacks.selection_images": None,
+    "optimized_metric": None,
+    "optimized_direction": None,
+    "plots": None,
+}
+
+# Values that replaced earlier ones without changing any outcome, hashed as the earlier value:
+# the progress bar that counts optimiser steps draws what the plain tqdm bar drew.
+EQUIVALENT_VALUES: dict[str, dict[object, object]] = {
+    "callbacks.progress_bar._target_": {
+        "ipcae.callbacks.StepProgressBar": "lightning.pytorch.callbacks.TQDMProgressBar"
+    },
+}
+
+
+def _parent(container: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | None, str]:
+    *path, name = dotted.split(".")
+    node: Any = container
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), name
+
 
 def _drop_neutral_options(container: dict[str, Any]) -> None:
-    selector = container.get("model", {}).get("selector") if isinstance(container.get("model"), dict) else None
-    if not isinstance(selector, dict):
-        return
-    for name, neutral in NEUTRAL_SELECTOR_OPTIONS.items():
-        if name in selector and (neutral is None or selector[name] in neutral):
-            del selector[name]
+    for dotted, neutral in NEUTRAL_OPTIONS.items():
+        parent, name = _parent(container, dotted)
+        if parent is not None and name in parent and (neutral is None or parent[name] in neutral):
+            del parent[name]
+    for dotted, replaced in EQUIVALENT_VALUES.items():
+        parent, name = _parent(container, dotted)
+        if parent is not None and name in parent and parent[name] in replaced:
+            parent[name] = replaced[parent[name]]
 
 
 def config_key(cfg: DictConfig) -> str:

@@ -14,8 +14,19 @@ from omegaconf import DictConfig, OmegaConf
 from ipcae.atomic import write_json_atomic
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
+from ipcae.loggers import finish_wandb, prepare_loggers, publish_results
 from ipcae.module import FeatureSelectionModule
-from ipcae.results import RESULTS_FILE, print_summary, stage_metrics, summarize, write_selected_features
+from ipcae.objective import metric_and_direction, objective_fields
+from ipcae.plots import write_run_plots
+from ipcae.results import (
+    RESULTS_FILE,
+    machine_roots,
+    portable,
+    print_summary,
+    stage_metrics,
+    summarize,
+    write_selected_features,
+)
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
@@ -67,9 +78,7 @@ def finish_loggers(loggers: list[Any]) -> None:
     """Close wandb runs, so that each job of a multirun gets a run of its own."""
     for logger in loggers:
         if type(logger).__name__ == "WandbLogger":
-            import wandb
-
-            wandb.finish()
+            finish_wandb()
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
@@ -124,17 +133,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if done is not None:
             print(f"already finished: {run_dir(store, cfg)}")
             return done
+    metric_and_direction(cfg)  # a bad objective is refused before any work
     apply_process_settings(cfg)
     if cfg.model.get("ranker"):
         from ipcae.ranking import train_ranker
 
-        return record(cfg, train_ranker(cfg))
+        results = train_ranker(cfg)
+        return record(cfg, {**results, **objective_fields(cfg, results)})
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     callbacks = build_list(cfg.get("callbacks"))
     loggers = build_list(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    prepare_loggers(loggers, trainer, portable_config(cfg))
     try:
         started = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -143,9 +155,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # Validation metrics at the selected checkpoint, for choosing hyperparameters (e.g. lambda).
         (val_metrics,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-    finally:
+    except BaseException:
         finish_loggers(loggers)
+        raise
+    # What follows (the retrained decoder, results, plots) runs on rank 0 alone, outside DDP.
+    leave_process_group()
     if not trainer.is_global_zero:
+        finish_loggers(loggers)
         return {}
     timer = next((c for c in callbacks if hasattr(c, "epoch_seconds")), None)
     indices = model.selector.selected_indices().cpu().tolist()
@@ -170,8 +186,54 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         epochs=trainer.current_epoch,
         train_seconds=round(train_seconds, 3),
         epoch_seconds=[round(s, 4) for s in timer.epoch_seconds] if timer else None,
+        **run_scale(trainer, datamodule),
     )
-    return record(cfg, results, selection_probabilities(model))
+    results.update(objective_fields(cfg, results))
+    try:
+        record(cfg, results, selection_probabilities(model))
+        finish_run(cfg, results, model, datamodule, loggers)
+    finally:
+        finish_loggers(loggers)
+    return results
+
+
+def portable_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without this machine's directories (as results.json records it)."""
+    return portable(OmegaConf.to_container(cfg, resolve=True), machine_roots(cfg.get("paths")))
+
+
+def run_scale(trainer: L.Trainer, datamodule: InMemoryDataModule) -> dict[str, int]:
+    """How much work the run did and on how many processes (``data.batch_size`` is global under DDP)."""
+    return {
+        "steps": int(trainer.global_step),
+        "world_size": trainer.world_size,
+        "effective_batch_size": datamodule.batch_size,
+    }
+
+
+def leave_process_group() -> None:
+    """End DDP on every rank once fit, validation and test are done.
+
+    Rank 0 then trains the retrained decoder with a single-device Trainer; inside a live process
+    group its metrics would wait for ranks that have already returned.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def finish_run(
+    cfg: DictConfig,
+    results: dict[str, Any],
+    model: FeatureSelectionModule,
+    datamodule: InMemoryDataModule,
+    loggers: list[Any],
+) -> None:
+    """What a finished run adds beside results.json: dashboards' summaries and the plots."""
+    output_dir = Path(cfg.paths.output_dir)
+    publish_results(loggers, cfg, results, model, output_dir / RESULTS_FILE)
+    if cfg.get("plots", True):
+        write_run_plots(output_dir, results, model.selector, datamodule.feature_names)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ipcae.data.splits import Splits
 from ipcae.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+log = logging.getLogger("ipcae")
 
 
 class IndexBatches:
@@ -70,6 +72,11 @@ class IndexBatches:
 
     def __len__(self) -> int:
         return len(self._groups()) if self.group > 1 else len(self._batch_bounds())
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Mini-batches per pass, i.e. optimiser steps per epoch, however they are grouped."""
+        return len(self._batch_bounds())
 
     def _order(self) -> torch.Tensor | None:
         """Row indices of this rank's shard, or None for the identity (then batches are views)."""
@@ -179,6 +186,8 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
+        if stage == "fit" and self.trainer is not None:
+            ungroup_for_step_controls(self, self.trainer)
 
     def load(self) -> Splits:
         if self.splits is None:
@@ -225,7 +234,7 @@ class InMemoryDataModule(L.LightningDataModule):
         return IndexBatches(
             getattr(s, f"x_{split}"),
             getattr(s, f"y_{split}"),
-            self.batch_size,
+            per_rank_batch_size(self.batch_size, world) if train else self.batch_size,
             shuffle=train and self.shuffle,
             drop_last=drop_last,
             seed=self.seed,
@@ -267,3 +276,52 @@ class InMemoryDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         # Stored in checkpoints so that evaluation can reload the same dataset and options.
         return {"name": self.name, "options": self.options, "module": self.module}
+
+
+def per_rank_batch_size(batch_size: int, world_size: int) -> int:
+    """``data.batch_size`` is global: under DDP each of the N ranks takes batch_size / N rows per step.
+
+    So the effective batch, the number of optimiser steps per epoch and with them the results do not
+    depend on how many processes share the work (up to the order of floating-point sums).
+    """
+    if world_size <= 1:
+        return batch_size
+    if batch_size % world_size:
+        raise ConfigError(
+            f"data.batch_size={batch_size} is the global batch and must divide over the {world_size} "
+            f"processes: use a multiple of {world_size}"
+        )
+    return batch_size // world_size
+
+
+def step_controls(trainer: L.Trainer) -> list[str]:
+    """Trainer settings that Lightning counts in its batches, which must then be optimiser steps."""
+    active = []
+    if trainer.max_steps not in (None, -1):
+        active.append(f"max_steps={trainer.max_steps}")
+    limit = trainer.limit_train_batches
+    # An int counts batches (1 is one batch); the float 1.0 means all of them.
+    if isinstance(limit, int) or (limit is not None and limit != 1.0):
+        active.append(f"limit_train_batches={limit}")
+    interval = trainer.val_check_interval
+    if isinstance(interval, int) or (interval is not None and interval != 1.0):
+        active.append(f"val_check_interval={interval}")
+    return active
+
+
+def ungroup_for_step_controls(datamodule: InMemoryDataModule, trainer: L.Trainer) -> None:
+    """One optimiser step per Lightning batch when a trainer setting counts batches.
+
+    ``max_steps``, ``limit_train_batches`` and ``val_check_interval`` count Lightning batches, each
+    of which holds ``steps_per_batch`` optimiser steps when grouped: ``limit_train_batches=1`` would
+    train 32 steps and ``max_steps`` overshoot. Grouping never changes the arithmetic, so it is simply
+    turned off for such runs.
+    """
+    active = step_controls(trainer)
+    if active and datamodule.steps_per_batch != 1:
+        log.info(
+            "data.steps_per_batch=%d -> 1: %s count(s) optimiser steps exactly only without grouping",
+            datamodule.steps_per_batch,
+            ", ".join(active),
+        )
+        datamodule.steps_per_batch = 1
