@@ -163,12 +163,12 @@ def row_label(method: str) -> str:
     return f"{display_name(model)} {variant}".strip()
 
 
-def cell(values: pd.Series, scale: float = 1.0, fmt: str = ".2f") -> str:
+def cell(values: pd.Series, scale: float = 1.0, fmt: str = ".2f", std_fmt: str | None = None) -> str:
     values = values.dropna() * scale
     if values.empty:
         return ""
     std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():{fmt}} ± {std:{fmt}} (n={len(values)})"
+    return f"{values.mean():{fmt}} ± {std:{std_fmt or fmt}} (n={len(values)})"
 
 
 def missing_note(failures: pd.DataFrame, dataset: str, task: str, method: str) -> str:
@@ -240,7 +240,7 @@ def results_table(runs: pd.DataFrame, failures: pd.DataFrame, task: str) -> list
         diff = f"{scale * values.mean() - paper_mean:+{fmt}}" if paper else ""
         retrained = pd.to_numeric(sel[f"retrained_{metric}"])
         lines.append(
-            f"{label} {cell(values, scale, fmt)} | {paper_text} | {diff} | "
+            f"{label} {cell(values, scale, fmt, None if classification else '.1e')} | {paper_text} | {diff} | "
             f"{cell(sel.unique_pct, fmt='.0f')} | {cell(retrained, scale, fmt)} |"
         )
     return lines
