@@ -28,7 +28,7 @@ from omegaconf import OmegaConf, open_dict  # noqa: E402
 
 from ipcae.data import dataset_info  # noqa: E402
 from ipcae.paper import METHODS  # noqa: E402
-from ipcae.store import IGNORED_KEYS, RESULTS_FILE, run_dir  # noqa: E402
+from ipcae.store import IGNORED_KEYS, PINNED_OPTIONS, RESULTS_FILE, run_dir  # noqa: E402
 
 # Keys the current config has that runs recorded before they existed, with the value that
 # reproduces what those runs did.
@@ -79,7 +79,9 @@ def differences(recorded: dict, current: dict, dataset: str) -> list[str]:
     rec = {k: v for k, v in flat(recorded).items() if k.split(".")[0] not in IGNORED_KEYS}
     cur = {k: v for k, v in flat(current).items() if k.split(".")[0] not in IGNORED_KEYS}
     cur = {k: (defaults[k] if v is None and k in defaults else v) for k, v in cur.items()}
-    rec = {k: v for k, v in rec.items() if not machine_path(v)}
+    # Pinned options change how a run is kept, not what it computes (ipcae.store).
+    rec = {k: v for k, v in rec.items() if not machine_path(v) and k not in PINNED_OPTIONS}
+    cur = {k: v for k, v in cur.items() if k not in PINNED_OPTIONS}
     cur = {k: v for k, v in cur.items() if k in rec or not (k.endswith(("dirpath", "data_dir", "default_root_dir")))}
     diffs = [f"{k}: recorded {rec[k]!r}, now {cur.get(k, '<absent>')!r}" for k in rec if rec[k] != cur.get(k)]
     diffs += [f"{k}: new, {cur[k]!r}" for k in cur if k not in rec and ADDED.get(k, object()) != cur[k]]

@@ -20,7 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from ipcae.atomic import atomic_file, write_json_atomic
 from ipcae.results import machine_roots, portable, read_results
 
-IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile")
+IGNORED_KEYS = (
+    "paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile", "resume",
+)  # fmt: skip
 RESULTS_FILE = "results.json"
 FAILED_FILE = "failed.json"
 EPOCHS_FILE = "epochs.csv"
@@ -29,19 +31,40 @@ EPOCHS_FILE = "epochs.csv"
 # Options added after runs were stored, left out of the hash at values that leave every outcome as
 # it was, so that stored runs keep their keys: max_noise_elements=null (the default budget, far
 # above the paper's sizes) and max_map_gib (a guard that refuses or allows, never changes a run).
-NEUTRAL_SELECTOR_OPTIONS: dict[str, tuple[object, ...] | None] = {
-    "max_noise_elements": (None,),
-    "max_map_gib": None,  # None: at any value
+# Dotted paths into the config; the value: the neutral values, or None for "at any value".
+NEUTRAL_OPTIONS: dict[str, tuple[object, ...] | None] = {
+    "model.selector.max_noise_elements": (None,),
+    "model.selector.max_map_gib": None,
+}
+# Options that existed when runs were stored and whose value changes how a run is kept, never what
+# it computes: hashed at the value they had then, whatever they are now. save_last keeps a
+# checkpoint of every epoch for resuming (ipcae.resume).
+PINNED_OPTIONS: dict[str, object] = {
+    "callbacks.model_checkpoint.save_last": False,
+}
+# The selector's entries, as they were named before the mechanism took dotted paths.
+NEUTRAL_SELECTOR_OPTIONS = {
+    k.removeprefix("model.selector."): v for k, v in NEUTRAL_OPTIONS.items() if k.startswith("model.selector.")
 }
 
 
+def _parent(container: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | None, str]:
+    *path, name = dotted.split(".")
+    node: Any = container
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), name
+
+
 def _drop_neutral_options(container: dict[str, Any]) -> None:
-    selector = container.get("model", {}).get("selector") if isinstance(container.get("model"), dict) else None
-    if not isinstance(selector, dict):
-        return
-    for name, neutral in NEUTRAL_SELECTOR_OPTIONS.items():
-        if name in selector and (neutral is None or selector[name] in neutral):
-            del selector[name]
+    for dotted, neutral in NEUTRAL_OPTIONS.items():
+        parent, name = _parent(container, dotted)
+        if parent is not None and name in parent and (neutral is None or parent[name] in neutral):
+            del parent[name]
+    for dotted, value in PINNED_OPTIONS.items():
+        parent, name = _parent(container, dotted)
+        if parent is not None and name in parent:
+            parent[name] = value
 
 
 def config_key(cfg: DictConfig) -> str:
@@ -95,10 +118,11 @@ def save_run(store: str | Path, cfg: DictConfig, results: dict[str, Any], output
     return write_json_atomic(target / RESULTS_FILE, results)
 
 
-def record_failure(directory: Path, cfg: DictConfig, error: BaseException) -> Path:
+def record_failure(directory: Path, cfg: DictConfig, error: BaseException, **extra: object) -> Path:
     roots = machine_roots(OmegaConf.to_container(cfg.paths, resolve=True) if "paths" in cfg else None)
     record = {
         "error": f"{type(error).__name__}: {error}",
+        **extra,
         "traceback": traceback.format_exception(error),
         "config": OmegaConf.to_container(cfg, resolve=False),
     }
