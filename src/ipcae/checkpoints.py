@@ -236,8 +236,13 @@ class RandomState(L.Callback):
     come from torch's generator, so they follow.
     """
 
-    def state_dict(self) -> dict[str, Any]:
-        return random_state()
+    KEY = "ipcae_random_state"
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        set_random_state(state_dict)
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = random_state()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # Only when training resumes: Lightning also restores callbacks for validate / test at the
+        # best checkpoint, which must leave the generators as the run left them.
+        if trainer.state.fn == "fit" and self.KEY in checkpoint:
+            set_random_state(checkpoint[self.KEY])
