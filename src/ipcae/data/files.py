@@ -15,8 +15,10 @@ datasets the mirror may instead hold the archive as ``<folder>/<archive name>``.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from ipcae.atomic import write_json_atomic
 from ipcae.data import download as dl
 from ipcae.errors import DataError
 
@@ -272,6 +275,7 @@ def ensure_files(
     roots = search_roots(Path(data_dir))
     found, missing = find_local(source, roots)
     if not missing:
+        verify_once(name, found)
         return found
     mirror = mirror or default_mirror()
     errors: list[str] = []
@@ -283,6 +287,7 @@ def ensure_files(
             raise DataError(f"{name}: {exc}") from None
         found, missing = find_local(source, roots)
         if not missing:
+            verify_once(name, found)
             return found
     looked = " and ".join(str(r) for r in roots)
     if errors:
@@ -309,6 +314,48 @@ def verify_files(name: str, found: dict[str, Path]) -> list[str]:
             raise DataError(f"{name}: {path} failed verification: {exc}; delete it to download it again") from None
         notes.append("sha256" if sha else "content" if f.check else "present")
     return notes
+
+
+VERIFIED_FILE = "verified.json"
+
+
+def verify_once(name: str, found: dict[str, Path]) -> None:
+    """:func:`verify_files` for files not verified before in this size and modification time.
+
+    Local files are checked like downloads (SHA-256 where the canonical file's is known, else the
+    content check), so that another dataset's files under this one's name (Fashion-MNIST under
+    ``mnist/``) or a truncated file stop the run with its name instead of training on it. The
+    result is remembered in ``<cache root>/verified.json`` keyed by path, size and mtime: a file
+    is hashed once, not every run, and again when it changes.
+    """
+    source = data_source(name)
+    memo_path = cache_root() / VERIFIED_FILE
+    try:
+        memo = json.loads(memo_path.read_text())
+        memo = memo if isinstance(memo, dict) else {}
+    except (OSError, ValueError):
+        memo = {}
+    changed = False
+    for f in source.files:
+        path = found[f.relpath]
+        sha = f.sha256 if path.as_posix().endswith(f.relpath) else None
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, sha or "", "content" if f.check else ""]
+        key = os.path.abspath(path)
+        if memo.get(key) == stamp:
+            continue
+        try:
+            dl.verify_file(path, sha256=sha, check=f.check)
+        except DataError as exc:
+            raise DataError(
+                f"{name}: {path} failed verification: {exc}; replace it by the original file (or delete it "
+                "to download it again)"
+            ) from None
+        memo[key], changed = stamp, True
+    if changed:
+        # A read-only cache only costs the check again next time.
+        with contextlib.suppress(OSError):
+            write_json_atomic(memo_path, memo)
 
 
 def open_maybe_compressed(path: Path) -> BinaryIO:

@@ -8,9 +8,11 @@ preprocessed-splits cache, and refusing unknown options.
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import inspect
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 from ipcae.data.cache import cached_splits
 from ipcae.data.files import DataSource, ensure_files, register_source
 from ipcae.data.splits import Splits
-from ipcae.errors import ConfigError
+from ipcae.errors import ConfigError, DataError
 
 # build(paths, **options) -> Splits, where paths maps each file's relative path to its location.
 Build = Callable[..., Splits]
@@ -124,4 +126,15 @@ def load_splits(name: str, data_dir: str | Path | None = None, **options: object
         paths = {option: Path(str(options[option])).expanduser() for option in info.path_options if options[option]}
     else:
         return info.build({}, **options)
-    return cached_splits(name, options, paths.values(), lambda: info.build(paths, **options), version=info.version)
+    return cached_splits(name, options, paths.values(), lambda: _build(info, paths, options), version=info.version)
+
+
+def _build(info: DatasetInfo, paths: dict[str, Path], options: dict[str, object]) -> Splits:
+    """``info.build``, with a damaged compressed file reported by name rather than as a traceback."""
+    try:
+        return info.build(paths, **options)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        files = ", ".join(str(p) for p in paths.values())
+        raise DataError(
+            f"{info.name}: a source file is truncated or damaged ({exc}); files: {files}: replace it by the original"
+        ) from None

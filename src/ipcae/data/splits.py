@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from ipcae.errors import DataError
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -41,6 +43,17 @@ class Splits:
         for x, y in ((self.x_train, self.y_train), (self.x_val, self.y_val), (self.x_test, self.y_test)):
             if x.shape[0] != y.shape[0]:
                 raise ValueError(f"{self.name}: {x.shape[0]} rows but {y.shape[0]} labels")
+        # A NaN in validation freezes model selection (NaN is never "lower") and one in training
+        # diverges the run: refuse them here, naming the split, rather than report such numbers.
+        for split in ("train", "val", "test"):
+            x = getattr(self, f"x_{split}")
+            bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+            if bad:
+                rows = int((~torch.isfinite(x)).any(dim=1).sum())
+                raise DataError(
+                    f"{self.name}: the {split} split has {bad} NaN or infinite values in {rows} rows: "
+                    "impute or drop them before training (see the dataset's options)"
+                )
 
     @classmethod
     def from_arrays(
