@@ -140,10 +140,8 @@ def test_crafted_checkpoints_never_run_through_the_command_line(tmp_path: Path, 
     for i, ckpt in enumerate((pickled, zipped, chain)):
         if script == "train.py" and ckpt is chain:
             continue  # train builds its model from the command line's config; ckpt_path only restores
-        proc = run(
-            script, f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / str(i)}", "trainer.max_epochs=1", *FAST_FOR[script],
-            env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
-        )  # fmt: skip
+        overrides = (f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / str(i)}", "trainer.max_epochs=1")
+        proc = run(script, *overrides, *FAST_FOR[script], env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
         assert proc.returncode == 2, proc.stderr[-3000:]
         assert "Traceback" not in proc.stderr
         (line,) = error_lines(proc.stderr)
@@ -293,7 +291,7 @@ def test_kill_9_and_resume_ends_as_the_uninterrupted_run_digits(tmp_path: Path) 
 def test_kill_9_at_epoch_20_of_50_mice_protein_resumes_exactly(tmp_path: Path, real_data_dir: Path) -> None:
     overrides = ("data=mice_protein", "trainer.max_epochs=50", *FAST)
     env = {"IPCAE_DATA_DIR": str(real_data_dir)}
-    resumed, seen = _killed_and_resumed(tmp_path, 20, overrides, env)
+    resumed, _ = _killed_and_resumed(tmp_path, 20, overrides, env)
     assert 20 < resumed["resumed_from_epoch"] < 50
     _assert_same_run(resumed, _uninterrupted(tmp_path, overrides, env))
 
@@ -375,8 +373,9 @@ def test_bad_values_are_one_line_and_write_nothing(tmp_path: Path, overrides: li
 
 
 def test_group_appends_and_hydra_keys_are_not_refused(tmp_path: Path) -> None:
-    from ipcae.validation import check_added_keys
     from omegaconf import OmegaConf
+
+    from ipcae.validation import check_added_keys
 
     cfg = OmegaConf.create({"model": {"selector": {"_target_": "ipcae.selectors.IndirectSelector"}}, "data": {}})
     check_added_keys(cfg, ["+model/metrics=f1_macro", "+hydra.job.env_set.X=1", "+data.options.impute=paper",
@@ -401,8 +400,11 @@ def test_a_non_checkpoint_is_one_line_in_train_and_eval(tmp_path: Path, kind: st
 def test_unwritable_output_and_store_folders_are_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    for overrides, key in (([f"hydra.run.dir={blocker / 'run'}"], "hydra.run.dir"),
-                           ([f"hydra.run.dir={tmp_path / 'run'}", f"store_dir={blocker / 'store'}"], "store_dir")):  # fmt: skip
+    cases = (
+        ([f"hydra.run.dir={blocker / 'run'}"], "hydra.run.dir"),
+        ([f"hydra.run.dir={tmp_path / 'run'}", f"store_dir={blocker / 'store'}"], "store_dir"),
+    )
+    for overrides, key in cases:
         proc = run("train.py", *overrides, *FAST)
         assert proc.returncode == 2, proc.stderr[-3000:]
         assert "Traceback" not in proc.stderr
