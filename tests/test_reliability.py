@@ -471,3 +471,12 @@ def test_local_files_are_verified_once_against_their_checksum(tmp_path: Path, re
         (truncated / f.name).write_bytes(f.read_bytes()[: 1000 if "t10k-labels" in f.name else None])
     with pytest.raises(DataError, match="t10k-labels"):
         ensure_files("mnist", tmp_path / "trunc", download=False)
+
+
+def test_temperature_start_below_end_is_refused_by_the_callback() -> None:
+    from ipcae.callbacks import TemperatureAnnealing
+    from ipcae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"start=0\.001 is below"):
+        TemperatureAnnealing(start=0.001, end=0.01)
+    TemperatureAnnealing(start=0.01, end=0.01)  # a constant temperature is a valid choice
