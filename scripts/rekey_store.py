@@ -39,6 +39,7 @@ ADDED = {
     "model._target_": "ipcae.module.FeatureSelectionModule",  # rankers build no module of their own
     "model.selector.max_noise_elements": None,  # the default budget, far above the paper's sizes
     "model.selector.max_map_gib": 2.0,  # a guard that refuses or allows, never changes a run
+    "callbacks.last_checkpoint._target_": "ipcae.checkpoints.LastCheckpoint",  # for resuming only
 }
 
 

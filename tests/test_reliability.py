@@ -273,18 +273,25 @@ def _uninterrupted(tmp_path: Path, overrides: tuple[str, ...], env: dict | None 
     return results(tmp_path / "whole")
 
 
-def _assert_same_run(resumed: dict, whole: dict) -> None:
+def _assert_same_run(resumed: dict, whole: dict, resumed_dir: Path, whole_dir: Path) -> None:
     for key in ("selected_indices", "test", "best_epoch", "epochs", "val", "retrained"):
         assert resumed.get(key) == whole.get(key), key
     assert len(resumed["epoch_seconds"]) == len(whole["epoch_seconds"])
     assert "resumed_from_epoch" not in whole
+    # The reported numbers come from the best epoch, which may precede the interruption: the final
+    # weights and optimiser state show that every epoch after it was the same too.
+    a, b = (load_checkpoint(d / "checkpoints" / "last.ckpt") for d in (resumed_dir, whole_dir))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][name]), name
+    assert torch.equal(a["optimizer_states"][0]["state"][0]["exp_avg"], b["optimizer_states"][0]["state"][0]["exp_avg"])
 
 
 def test_kill_9_and_resume_ends_as_the_uninterrupted_run_digits(tmp_path: Path) -> None:
     overrides = ("model=cae", "trainer.max_epochs=8", "retrain=true", *FAST)
     resumed, seen = _killed_and_resumed(tmp_path, 3, overrides)
     assert resumed["resumed_from_epoch"] == seen + 1 and 3 < resumed["resumed_from_epoch"] < 8
-    _assert_same_run(resumed, _uninterrupted(tmp_path, overrides))
+    _assert_same_run(resumed, _uninterrupted(tmp_path, overrides), tmp_path / "killed", tmp_path / "whole")
 
 
 @pytest.mark.slow  # two 50-epoch Mice Protein runs, about a minute on a loaded 2-core machine
@@ -293,7 +300,7 @@ def test_kill_9_at_epoch_20_of_50_mice_protein_resumes_exactly(tmp_path: Path, r
     env = {"IPCAE_DATA_DIR": str(real_data_dir)}
     resumed, _ = _killed_and_resumed(tmp_path, 20, overrides, env)
     assert 20 < resumed["resumed_from_epoch"] < 50
-    _assert_same_run(resumed, _uninterrupted(tmp_path, overrides, env))
+    _assert_same_run(resumed, _uninterrupted(tmp_path, overrides, env), tmp_path / "killed", tmp_path / "whole")
 
 
 def test_store_resumes_an_interrupted_run_under_the_same_key(tmp_path: Path) -> None:
@@ -313,7 +320,7 @@ def test_store_resumes_an_interrupted_run_under_the_same_key(tmp_path: Path) -> 
     whole = _uninterrupted(tmp_path, ("model=cae", "trainer.max_epochs=8", f"store_dir={tmp_path / 'fresh'}", *FAST))
     (fresh,) = (tmp_path / "fresh").glob("digits/classification/cae/seed0-*")
     assert fresh.name == entry.name  # resuming does not change the store key
-    _assert_same_run(stored, whole)
+    _assert_same_run(stored, whole, tmp_path / "second", tmp_path / "whole")
 
 
 def test_new_keys_keep_the_store_keys_of_committed_runs() -> None:
@@ -326,12 +333,13 @@ def test_new_keys_keep_the_store_keys_of_committed_runs() -> None:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=paper/mice_protein_classification", "model=ipcae", "seed=0"])
-    assert cfg.callbacks.model_checkpoint.save_last is True and cfg.resume is False
+    assert "last_checkpoint" in cfg.callbacks and cfg.resume is False
     assert (run_dir(ROOT / "results" / "paper", cfg) / "results.json").is_file()
     key = config_key(cfg)
     with open_dict(cfg):
         cfg.resume = True
-        cfg.callbacks.model_checkpoint.save_last = False
+        cfg.callbacks.model_checkpoint.save_last = True
+        del cfg.callbacks["last_checkpoint"]
     assert config_key(cfg) == key
     cfg.callbacks.model_checkpoint.save_top_k = 3  # a setting that is not pinned still counts
     assert config_key(cfg) != key

@@ -28,6 +28,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Checkpoint
 from torch import nn
 
 from ipcae.atomic import atomic_file
@@ -245,3 +246,24 @@ class RandomState(L.Callback):
         # best checkpoint, which must leave the generators as the run left them.
         if trainer.state.fn == "fit" and self.KEY in checkpoint:
             set_random_state(checkpoint[self.KEY])
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes ``<dirpath>/last.ckpt`` after every training epoch: what ``resume=true`` continues from.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` only refreshes ``last.ckpt`` in epochs where it
+    also saved a top-k checkpoint, so with ``save_top_k=1`` it holds the best epoch, not the last.
+    A ``Checkpoint`` subclass, so Lightning runs it after ModelCheckpoint has recorded this epoch's
+    best: the saved callback state is the one the next epoch starts from.
+    """
+
+    def __init__(self, dirpath: str, filename: str = LAST_CHECKPOINT) -> None:
+        self.dirpath, self.filename = dirpath, filename
+
+    @property
+    def path(self) -> str:
+        return str(Path(self.dirpath) / self.filename)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path)

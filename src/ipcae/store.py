@@ -32,13 +32,14 @@ EPOCHS_FILE = "epochs.csv"
 # it was, so that stored runs keep their keys: max_noise_elements=null (the default budget, far
 # above the paper's sizes) and max_map_gib (a guard that refuses or allows, never changes a run).
 # Dotted paths into the config; the value: the neutral values, or None for "at any value".
+# callbacks.last_checkpoint writes last.ckpt for resuming and changes nothing a run computes.
 NEUTRAL_OPTIONS: dict[str, tuple[object, ...] | None] = {
     "model.selector.max_noise_elements": (None,),
     "model.selector.max_map_gib": None,
+    "callbacks.last_checkpoint": None,
 }
 # Options that existed when runs were stored and whose value changes how a run is kept, never what
-# it computes: hashed at the value they had then, whatever they are now. save_last keeps a
-# checkpoint of every epoch for resuming (ipcae.resume).
+# it computes: hashed at the value they had then, whatever they are now.
 PINNED_OPTIONS: dict[str, object] = {
     "callbacks.model_checkpoint.save_last": False,
 }
