@@ -126,7 +126,10 @@ def test_logger_configs_instantiate(logger: str, tmp_path: Path, monkeypatch: py
 def test_callbacks_instantiate(tmp_path: Path) -> None:
     cfg = compose_train([], tmp_path)
     names = sorted(type(c).__name__ for c in build_list(cfg.callbacks))
-    assert names == ["EpochTimer", "ModelCheckpoint", "SelectionMonitor", "TQDMProgressBar", "TemperatureAnnealing"]
+    assert names == [
+        "EpochTimer", "LastCheckpoint", "ModelCheckpoint", "SelectionMonitor", "TQDMProgressBar",
+        "TemperatureAnnealing",
+    ]  # fmt: skip
     # One file per callback: each can be dropped on its own, or all of them.
     cfg = compose_train(["~callbacks.progress_bar"], tmp_path)
     assert "TQDMProgressBar" not in {type(c).__name__ for c in build_list(cfg.callbacks)}
