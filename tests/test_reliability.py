@@ -488,3 +488,25 @@ def test_temperature_start_below_end_is_refused_by_the_callback() -> None:
     with pytest.raises(ConfigError, match=r"start=0\.001 is below"):
         TemperatureAnnealing(start=0.001, end=0.01)
     TemperatureAnnealing(start=0.01, end=0.01)  # a constant temperature is a valid choice
+
+
+def test_a_signal_raises_in_the_block_and_is_found_behind_cleanup_errors() -> None:
+    from ipcae.cli import find_interrupt
+    from ipcae.signals import RunInterrupted, interruptible
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RunInterrupted) as caught, interruptible():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+    assert caught.value.exit_status == 143 and caught.value.name == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+    # A signal during torch.save comes out as the zip writer's RuntimeError with it as context.
+    try:
+        try:
+            raise RunInterrupted(signal.SIGINT)
+        except RunInterrupted:
+            raise RuntimeError("unexpected pos")  # noqa: B904 (as torch's __exit__ does)
+    except RuntimeError as exc:
+        found = find_interrupt(exc)
+    assert found is not None and found.exit_status == 130
+    assert find_interrupt(RuntimeError("no signal")) is None

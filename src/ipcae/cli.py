@@ -48,6 +48,17 @@ def find_user_error(exc: BaseException | None) -> IpcaeError | None:
     return None
 
 
+def find_interrupt(exc: BaseException | None) -> RunInterrupted | None:
+    """The RunInterrupted behind ``exc``: its cause or the exception it was raised while handling."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, RunInterrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def in_multirun() -> bool:
     try:
         return HydraConfig.get().mode == RunMode.MULTIRUN
@@ -82,6 +93,12 @@ def run_job(fn: Callable[[DictConfig], T]) -> Callable[[DictConfig], T | None]:
             report_interrupt(cfg, exc)
             raise SystemExit(exc.exit_status) from None
         except Exception as exc:
+            # A signal inside code that cleans up after itself (torch.save's zip writer) comes out as
+            # that code's own error, with the interruption as its context.
+            interrupted = find_interrupt(exc)
+            if interrupted is not None:
+                report_interrupt(cfg, interrupted)
+                raise SystemExit(interrupted.exit_status) from None
             user_error = find_user_error(exc)
             if in_multirun():
                 message = str(user_error) if user_error else f"{type(exc).__name__}: {exc}"
