@@ -28,7 +28,14 @@ from omegaconf import OmegaConf, open_dict  # noqa: E402
 
 from ipcae.data import dataset_info  # noqa: E402
 from ipcae.paper import METHODS  # noqa: E402
-from ipcae.store import EQUIVALENT_VALUES, IGNORED_KEYS, NEUTRAL_OPTIONS, RESULTS_FILE, run_dir  # noqa: E402
+from ipcae.store import (  # noqa: E402
+    EQUIVALENT_VALUES,
+    IGNORED_KEYS,
+    NEUTRAL_OPTIONS,
+    PINNED_OPTIONS,
+    RESULTS_FILE,
+    run_dir,
+)
 
 # Keys the current config has that runs recorded before they existed, with the value that
 # reproduces what those runs did.
@@ -39,6 +46,7 @@ ADDED = {
     "model._target_": "ipcae.module.FeatureSelectionModule",  # rankers build no module of their own
     "model.selector.max_noise_elements": None,  # the default budget, far above the paper's sizes
     "model.selector.max_map_gib": 2.0,  # a guard that refuses or allows, never changes a run
+    "callbacks.last_checkpoint._target_": "ipcae.checkpoints.LastCheckpoint",  # for resuming only
 }
 
 
@@ -90,7 +98,9 @@ def differences(recorded: dict, current: dict, dataset: str) -> list[str]:
     # Values that replaced recorded ones without changing the run, and new keys at neutral values.
     cur = {k: EQUIVALENT_VALUES[k].get(v, v) if k in EQUIVALENT_VALUES else v for k, v in cur.items()}
     cur = {k: v for k, v in cur.items() if k in rec or not neutral(k, v)}
-    rec = {k: v for k, v in rec.items() if not machine_path(v)}
+    # Pinned options change how a run is kept, not what it computes (ipcae.store).
+    rec = {k: v for k, v in rec.items() if not machine_path(v) and k not in PINNED_OPTIONS}
+    cur = {k: v for k, v in cur.items() if k not in PINNED_OPTIONS}
     cur = {k: v for k, v in cur.items() if k in rec or not (k.endswith(("dirpath", "data_dir", "default_root_dir")))}
     diffs = [f"{k}: recorded {rec[k]!r}, now {cur.get(k, '<absent>')!r}" for k in rec if rec[k] != cur.get(k)]
     diffs += [f"{k}: new, {cur[k]!r}" for k in cur if k not in rec and ADDED.get(k, object()) != cur[k]]

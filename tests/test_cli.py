@@ -114,7 +114,7 @@ def test_wandb_offline_run(tmp_path: Path) -> None:
 
 def test_eval_reproduces_the_test_metrics(tmp_path: Path) -> None:
     trained = train(tmp_path / "train", "trainer.max_epochs=2", "logger=none")
-    (ckpt,) = (tmp_path / "train" / "checkpoints").glob("*.ckpt")
+    (ckpt,) = (tmp_path / "train" / "checkpoints").glob("epoch*.ckpt")  # the best one, beside last.ckpt
     proc = run("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())

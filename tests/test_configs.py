@@ -129,7 +129,7 @@ def test_callbacks_instantiate(tmp_path: Path) -> None:
     cfg = compose_train([], tmp_path)
     names = sorted(type(c).__name__ for c in build_list(cfg.callbacks))
     assert names == [
-        "EpochTimer", "ModelCheckpoint", "SelectionImages", "SelectionMonitor", "StepProgressBar",
+        "EpochTimer", "LastCheckpoint", "ModelCheckpoint", "SelectionImages", "SelectionMonitor", "StepProgressBar",
         "TemperatureAnnealing",
     ]  # fmt: skip
     # One file per callback: each can be dropped on its own, or all of them.

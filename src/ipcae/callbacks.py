@@ -46,6 +46,11 @@ class TemperatureAnnealing(L.Callback):
     ) -> None:
         if not (start > 0 and end > 0):
             raise ConfigError(f"temperatures must be positive (start={start}, end={end})")
+        if start < end:
+            # The schedule is floored at ``end``: a start below it would silently run at ``end``.
+            raise ConfigError(
+                f"callbacks.temperature.start={start} is below callbacks.temperature.end={end}: set start >= end"
+            )
         if every not in CADENCES:
             raise ConfigError(f"callbacks.temperature.every={every!r}: use one of {', '.join(CADENCES)}")
         annealed_temperature(0.0, start, end, schedule)  # validates the schedule name
@@ -175,6 +180,15 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_seconds.append(time.perf_counter() - self._started)
+
+    # Kept in checkpoints, so that a resumed run reports the times of all its epochs; restored only
+    # when training resumes (Lightning also restores callbacks for validate / test at a checkpoint).
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint["ipcae_epoch_seconds"] = list(self.epoch_seconds)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == "fit":
+            self.epoch_seconds = [float(s) for s in checkpoint.get("ipcae_epoch_seconds", [])]
 
 
 class SelectionImages(L.Callback):

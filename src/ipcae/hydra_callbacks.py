@@ -1,10 +1,14 @@
-"""Hydra callbacks: a sweep reports its best trial and its failed jobs at the end (non-zero exit if any)."""
+"""Hydra callbacks: a sweep reports its best trial and its failed jobs at the end and exits non-zero if
+any failed; output folders are checked before Hydra writes into them; a signal to a sweep's main
+process ends it non-zero."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -31,16 +35,55 @@ class SweepFailureSummary(Callback):
     failures would look like a success.
     """
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_folder(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_folder(config, "hydra.sweep.dir")
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+
+        # Jobs in this process install their own handlers (ipcae.signals) while they run; this one
+        # covers the time between them and a parallel launcher's main process.
+        def stop(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            report_sweep_failures(sweep_dir)
+            print(f"error: the sweep was interrupted by {name}; re-launch it (with store_dir= to skip "
+                  "the finished jobs)", file=sys.stderr, flush=True)  # fmt: skip
+            raise SystemExit(128 + signum)
+
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, stop)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         print_sweeper_result(Path(config.hydra.sweep.dir))
-        failures = sorted(Path(config.hydra.sweep.dir).glob(f"*/{FAILED_FILE}"))
-        if not failures:
-            return
+        if report_sweep_failures(Path(config.hydra.sweep.dir)):
+            sys.exit(1)
+
+
+def report_sweep_failures(sweep_dir: Path) -> int:
+    """Print the jobs of a sweep that wrote failed.json; return how many."""
+    failures = sorted(sweep_dir.glob(f"*/{FAILED_FILE}"))
+    if failures:
         print(f"{len(failures)} job(s) of the sweep failed:", file=sys.stderr)
-        for path in failures:
+    for path in failures:
+        try:
             error = json.loads(path.read_text())["error"]
-            print(f"  {path.parent}: {error}", file=sys.stderr)
-        sys.exit(1)
+        except (OSError, ValueError, KeyError):
+            error = "(unreadable failed.json)"
+        print(f"  {path.parent}: {error}", file=sys.stderr, flush=True)
+    return len(failures)
+
+
+def _check_folder(config: DictConfig, key: str) -> None:
+    """Hydra creates the output folder and writes into it before the job starts: check it first."""
+    from ipcae.errors import ConfigError
+    from ipcae.validation import check_writable
+
+    try:
+        check_writable(str(OmegaConf.select(config, key)), key)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 class SqliteStorageFolder(Callback):

@@ -7,10 +7,10 @@ from typing import Any
 import lightning as L
 import torch
 import torchmetrics
-from hydra.utils import instantiate
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ipcae.checkpoints import build
 from ipcae.errors import ConfigError, IpcaeError
 from ipcae.selectors import FeatureSelector, check_k
 
@@ -62,15 +62,16 @@ class FeatureSelectionModule(L.LightningModule):
             raise ConfigError("task=classification needs a dataset with class labels")
         self.save_hyperparameters()
         self.task = task
-        self.selector: FeatureSelector = instantiate(selector, num_features=num_features, k=k)
+        # build(): only allowed classes, since these configs are read back from checkpoints.
+        self.selector: FeatureSelector = build(selector, "selector", "model.selector", num_features=num_features, k=k)
         if not isinstance(self.selector, FeatureSelector):
             raise ConfigError(
                 f"model.selector._target_={selector.get('_target_')!r} is not a FeatureSelector: "
                 "subclass ipcae.selectors.FeatureSelector"
             )
         out_features = {"classification": num_classes, "regression": 1}.get(task, num_features)
-        self.decoder: nn.Module = instantiate(
-            decoder, in_features=self.selector.out_features, out_features=out_features
+        self.decoder: nn.Module = build(
+            decoder, "decoder", "model.decoder", in_features=self.selector.out_features, out_features=out_features
         )
         self.val_metrics = self._stage_metrics()
         self.test_metrics = self._stage_metrics()
@@ -91,7 +92,7 @@ class FeatureSelectionModule(L.LightningModule):
         else:
             metrics["mse"] = torchmetrics.MeanSquaredError()
         for name, config in (self.hparams.metrics or {}).items():
-            factory = instantiate(config)
+            factory = build(config, "metric", f"model.metrics.{name}")
             metric = factory(num_classes=self.hparams.num_classes) if self.task == "classification" else factory()
             if not isinstance(metric, torchmetrics.Metric):
                 raise ConfigError(f"model.metrics.{name} is a {type(metric).__name__}, not a torchmetrics Metric")
@@ -190,9 +191,10 @@ class FeatureSelectionModule(L.LightningModule):
         self._log_stage("test")
 
     def configure_optimizers(self) -> Any:
-        factory = instantiate(self.hparams.optimizer) if self.hparams.optimizer else torch.optim.Adam
+        optimizer_config = self.hparams.optimizer
+        factory = build(optimizer_config, "optimizer", "model.optimizer") if optimizer_config else torch.optim.Adam
         optimizer = factory(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if not self.hparams.scheduler:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        scheduler = build(self.hparams.scheduler, "scheduler", "model.scheduler")(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

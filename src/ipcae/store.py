@@ -20,36 +20,43 @@ from omegaconf import DictConfig, OmegaConf
 from ipcae.atomic import atomic_file, write_json_atomic
 from ipcae.results import machine_roots, portable, read_results
 
-IGNORED_KEYS = ("paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile")
+IGNORED_KEYS = (
+    "paths", "hydra", "logger", "store_dir", "ckpt_path", "tags", "task_name", "threads", "compile", "resume",
+)  # fmt: skip
 RESULTS_FILE = "results.json"
 FAILED_FILE = "failed.json"
 EPOCHS_FILE = "epochs.csv"
 
 
 # Options added after runs were stored, left out of the hash at values that leave every outcome as
-# it was, so that stored runs keep their keys: max_noise_elements=null (the default budget, far
-# above the paper's sizes) and max_map_gib (a guard that refuses or allows, never changes a run).
-NEUTRAL_SELECTOR_OPTIONS: dict[str, tuple[object, ...] | None] = {
-    "max_noise_elements": (None,),
-    "max_map_gib": None,  # None: at any value
-}
-
-# The same for any key of the config, by dotted path: callbacks that only log or draw
-# (selection_images) and the objective a sweep reads (what is returned, not what is computed).
+# it was, so that stored runs keep their keys. Dotted paths into the config; the value: the neutral
+# values, or None for "at any value". max_noise_elements=null is the default budget, far above the
+# paper's sizes; max_map_gib is a guard that refuses or allows; last_checkpoint writes last.ckpt for
+# resuming; selection_images only draws; the objective is what a sweep reads, not what is computed.
 NEUTRAL_OPTIONS: dict[str, tuple[object, ...] | None] = {
-    **{f"model.selector.{name}": values for name, values in NEUTRAL_SELECTOR_OPTIONS.items()},
+    "model.selector.max_noise_elements": (None,),
+    "model.selector.max_map_gib": None,
+    "callbacks.last_checkpoint": None,
     "callbacks.selection_images": None,
     "optimized_metric": None,
     "optimized_direction": None,
     "plots": None,
 }
-
+# Options that existed when runs were stored and whose value changes how a run is kept, never what
+# it computes: hashed at the value they had then, whatever they are now.
+PINNED_OPTIONS: dict[str, object] = {
+    "callbacks.model_checkpoint.save_last": False,
+}
 # Values that replaced earlier ones without changing any outcome, hashed as the earlier value:
 # the progress bar that counts optimiser steps draws what the plain tqdm bar drew.
 EQUIVALENT_VALUES: dict[str, dict[object, object]] = {
     "callbacks.progress_bar._target_": {
         "ipcae.callbacks.StepProgressBar": "lightning.pytorch.callbacks.TQDMProgressBar"
     },
+}
+# The selector's entries, as they were named before the mechanism took dotted paths.
+NEUTRAL_SELECTOR_OPTIONS = {
+    k.removeprefix("model.selector."): v for k, v in NEUTRAL_OPTIONS.items() if k.startswith("model.selector.")
 }
 
 
@@ -70,6 +77,10 @@ def _drop_neutral_options(container: dict[str, Any]) -> None:
         parent, name = _parent(container, dotted)
         if parent is not None and name in parent and parent[name] in replaced:
             parent[name] = replaced[parent[name]]
+    for dotted, value in PINNED_OPTIONS.items():
+        parent, name = _parent(container, dotted)
+        if parent is not None and name in parent:
+            parent[name] = value
 
 
 def config_key(cfg: DictConfig) -> str:
@@ -123,10 +134,11 @@ def save_run(store: str | Path, cfg: DictConfig, results: dict[str, Any], output
     return write_json_atomic(target / RESULTS_FILE, results)
 
 
-def record_failure(directory: Path, cfg: DictConfig, error: BaseException) -> Path:
+def record_failure(directory: Path, cfg: DictConfig, error: BaseException, **extra: object) -> Path:
     roots = machine_roots(OmegaConf.to_container(cfg.paths, resolve=True) if "paths" in cfg else None)
     record = {
         "error": f"{type(error).__name__}: {error}",
+        **extra,
         "traceback": traceback.format_exception(error),
         "config": OmegaConf.to_container(cfg, resolve=False),
     }

@@ -9,9 +9,10 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ipcae.atomic import write_json_atomic
+from ipcae.checkpoints import RandomState, SafeCheckpointIO, load_checkpoint
 from ipcae.data import InMemoryDataModule
 from ipcae.errors import ConfigError
 from ipcae.loggers import finish_wandb, prepare_loggers, publish_results
@@ -27,6 +28,7 @@ from ipcae.results import (
     summarize,
     write_selected_features,
 )
+from ipcae.resume import clear_running, find_resume_point, mark_running, prepare
 from ipcae.retrain import retrain_decoder
 from ipcae.selectors import check_k
 from ipcae.store import finished_results, run_dir, save_run
@@ -90,7 +92,7 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
 def checkpoint_epoch(path: str | None, default: int) -> int:
     if path is None:
         return default
-    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    return int(load_checkpoint(path)["epoch"])
 
 
 def apply_process_settings(cfg: DictConfig) -> None:
@@ -117,6 +119,7 @@ def record(cfg: DictConfig, results: dict[str, Any], probabilities: list[float] 
     path = write_json_atomic(output_dir / RESULTS_FILE, results)
     if cfg.get("store_dir"):
         save_run(cfg.store_dir, cfg, results, output_dir)
+    clear_running(cfg, run_dir(cfg.store_dir, cfg) if cfg.get("store_dir") else None)
     print_summary(results, path)
     return results
 
@@ -140,21 +143,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         results = train_ranker(cfg)
         return record(cfg, {**results, **objective_fields(cfg, results)})
+    # An interrupted run of this configuration (resume=true, or a store entry in progress).
+    store_entry = run_dir(store, cfg) if store else None
+    point = find_resume_point(cfg, store_entry)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_model(cfg, datamodule)
-    callbacks = build_list(cfg.get("callbacks"))
+    ckpt_path = prepare(point, Path(cfg.paths.output_dir)) if point else cfg.get("ckpt_path")
+    # RandomState: the generators' states go into every checkpoint, so that a resume is exact.
+    callbacks = [*build_list(cfg.get("callbacks")), RandomState()]
     loggers = build_list(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[SafeCheckpointIO()]
+    )
     prepare_loggers(loggers, trainer, portable_config(cfg))
+    mark_running(cfg, store_entry)
     try:
         started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         train_seconds = time.perf_counter() - started
         best = best_checkpoint(trainer)
         # Validation metrics at the selected checkpoint, for choosing hyperparameters (e.g. lambda).
-        (val_metrics,) = trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        (val_metrics,) = trainer.validate(
+            model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True
+        )
+        (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
     except BaseException:
         finish_loggers(loggers)
         raise
@@ -171,6 +184,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     sees_all = model.selector.out_features != model.selector.k
     if cfg.get("retrain") or sees_all:
         extra["retrained"] = retrain_decoder(cfg, datamodule, indices, model.task)
+    if point is not None:
+        extra["resumed_from_epoch"] = point.epoch
     results = summarize(
         cfg,
         datamodule,
@@ -236,15 +251,61 @@ def finish_run(
         write_run_plots(output_dir, results, model.selector, datamodule.feature_names)
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test a trained checkpoint on a dataset's test split and write the same results.json."""
-    if not cfg.get("ckpt_path") or not Path(cfg.ckpt_path).is_file():
+def checkpoint_data(cfg: DictConfig, checkpoint: dict[str, Any]) -> DictConfig:
+    """The data config to evaluate on: the checkpoint's dataset and options, unless none were saved.
+
+    A dataset or option given on the command line that differs from the checkpoint's is refused:
+    another dataset with the same D, or other preprocessing, would give numbers that look valid.
+    """
+    saved = checkpoint.get(InMemoryDataModule.__qualname__)
+    if not isinstance(saved, dict) or "name" not in saved:
+        return cfg.data  # a checkpoint from before the data options were saved: the D check below
+    from ipcae.results import run_overrides
+
+    given = {o.split("=", 1)[0].lstrip("+~") for o in run_overrides()}
+    data = cfg.data.copy()
+    saved_options = dict(saved.get("options") or {})
+    if ("data" in given or "data.name" in given) and cfg.data.name != saved["name"]:
         raise ConfigError(
-            f"ckpt_path={cfg.get('ckpt_path')!r} is not a checkpoint file: "
-            "pass ckpt_path=<run dir>/checkpoints/<name>.ckpt"
+            f"data={cfg.data.name} but the checkpoint was trained on data={saved['name']}: "
+            f"drop data= (the checkpoint's dataset is used) or pass data={saved['name']}"
         )
-    datamodule = build_datamodule(cfg)
-    model = FeatureSelectionModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+    for key in sorted(k for k in given if k.startswith("data.options.")):
+        name = key.split(".", 2)[2]
+        value = OmegaConf.select(cfg, key)
+        if name not in saved_options or saved_options[name] != value:
+            raise ConfigError(
+                f"{key}={value} but the checkpoint was trained with "
+                f"{'no ' + name if name not in saved_options else f'{name}={saved_options[name]}'}: "
+                "drop it (the checkpoint's options are used)"
+            )
+    with open_dict(data):
+        data.name, data.options, data.module = saved["name"], saved_options, saved.get("module")
+        # K and batch size are the trained model's business, not the data's: the registry defaults do.
+        data.k = None
+    return data
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test a trained checkpoint on its dataset's test split and write the same results.json."""
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path is not set: pass ckpt_path=<run dir>/checkpoints/<name>.ckpt")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    hparams = checkpoint.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} has no saved hyper-parameters: use a checkpoint of a training run"
+        )
+    data_cfg = checkpoint_data(cfg, checkpoint)
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.data = data_cfg  # results.json records the data the checkpoint was evaluated on
+    datamodule: InMemoryDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    # Built through the allow-list of ipcae.checkpoints: a crafted checkpoint cannot name a function.
+    model = FeatureSelectionModule(**hparams)
+    model.load_state_dict(checkpoint["state_dict"])
     if model.hparams.num_features != datamodule.num_features:
         raise ConfigError(
             f"the checkpoint selects from {model.hparams.num_features} features but data={datamodule.name} "
@@ -260,7 +321,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         task=model.task,
         indices=model.selector.selected_indices().cpu().tolist(),
         test=stage_metrics(test_metrics, "test"),
-        best_epoch=checkpoint_epoch(cfg.ckpt_path, default=-1),
+        best_epoch=int(checkpoint.get("epoch", -1)),
         epochs=None,
         train_seconds=None,
         epoch_seconds=None,

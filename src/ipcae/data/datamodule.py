@@ -151,6 +151,10 @@ class InMemoryDataModule(L.LightningDataModule):
             import_dataset_module(module)
         # Ready splits need no registered loader; their defaults are those of a table.
         info = dataset_info(name if splits is None else "table")
+        for key, value in (("batch_size", batch_size), ("steps_per_batch", steps_per_batch),
+                           ("eval_batch_size", eval_batch_size)):  # fmt: skip
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"data.{key}={value!r} must be a whole number >= 1")
         self.module = module
         self.name = name
         self.data_dir = data_dir
@@ -165,6 +169,10 @@ class InMemoryDataModule(L.LightningDataModule):
         self.options = dict(options or {})
         self.splits: Splits | None = None
         self._on_device: dict[str, Splits] = {}
+        # The training batches' epoch counter (it picks each epoch's shuffle), saved in checkpoints
+        # so that a resumed run continues the batch order instead of restarting it.
+        self._train_batches: IndexBatches | None = None
+        self._train_epoch = 0
         if splits is not None:
             self._loaded(splits)
 
@@ -245,7 +253,11 @@ class InMemoryDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> IndexBatches:
-        return self._batches("train", train=True, drop_last=self.drop_last)
+        batches = self._batches("train", train=True, drop_last=self.drop_last)
+        # Once: a later fit on this datamodule (the retrained decoder) starts at epoch 0 as always.
+        batches.epoch, self._train_epoch = self._train_epoch, 0
+        self._train_batches = batches
+        return batches
 
     def val_dataloader(self) -> IndexBatches:
         return self._eval_batches("val", drop_last=self.drop_last_val)
@@ -274,8 +286,16 @@ class InMemoryDataModule(L.LightningDataModule):
         )
 
     def state_dict(self) -> dict[str, Any]:
-        # Stored in checkpoints so that evaluation can reload the same dataset and options.
-        return {"name": self.name, "options": self.options, "module": self.module}
+        # Stored in checkpoints so that evaluation can reload the same dataset and options, and a
+        # resumed run the batch order.
+        epoch = self._train_batches.epoch if self._train_batches is not None else self._train_epoch
+        return {"name": self.name, "options": self.options, "module": self.module, "train_epoch": epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Called before the training batches are made (Lightning restores, then builds loaders);
+        # only a resumed fit continues the order (validate / test at a checkpoint restore too).
+        if self.trainer is not None and self.trainer.state.fn == "fit":
+            self._train_epoch = int(state_dict.get("train_epoch", 0))
 
 
 def per_rank_batch_size(batch_size: int, world_size: int) -> int:

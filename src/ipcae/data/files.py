@@ -15,8 +15,10 @@ datasets the mirror may instead hold the archive as ``<folder>/<archive name>``.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from ipcae.atomic import write_json_atomic
 from ipcae.data import download as dl
 from ipcae.errors import DataError
 
@@ -272,6 +275,7 @@ def ensure_files(
     roots = search_roots(Path(data_dir))
     found, missing = find_local(source, roots)
     if not missing:
+        verify_once(name, found)
         return found
     mirror = mirror or default_mirror()
     errors: list[str] = []
@@ -283,6 +287,7 @@ def ensure_files(
             raise DataError(f"{name}: {exc}") from None
         found, missing = find_local(source, roots)
         if not missing:
+            verify_once(name, found)
             return found
     looked = " and ".join(str(r) for r in roots)
     if errors:
@@ -309,6 +314,52 @@ def verify_files(name: str, found: dict[str, Path]) -> list[str]:
             raise DataError(f"{name}: {path} failed verification: {exc}; delete it to download it again") from None
         notes.append("sha256" if sha else "content" if f.check else "present")
     return notes
+
+
+VERIFIED_FILE = "verified.json"
+
+
+def verify_once(name: str, found: dict[str, Path]) -> None:
+    """Local files whose canonical SHA-256 is known are checked against it, once per size and mtime.
+
+    So that another dataset's files under this one's name (Fashion-MNIST under ``mnist/``) or a
+    truncated download stop the run with the file's name instead of training on it. The result is
+    remembered in ``<cache root>/verified.json`` keyed by path, size and mtime: a file is hashed
+    once, not every run, and again when it changes. Files without a known hash (other accepted
+    forms, the datasets checked by content) are left to their loaders: small copies in the original
+    format are a supported way to test (``python -m ipcae.data.fetch`` runs the content checks).
+    """
+    source = data_source(name)
+    memo_path = cache_root() / VERIFIED_FILE
+    try:
+        memo = json.loads(memo_path.read_text())
+        memo = memo if isinstance(memo, dict) else {}
+    except (OSError, ValueError):
+        memo = {}
+    changed = False
+    for f in source.files:
+        path = found[f.relpath]
+        # The SHA-256 belongs to the canonical name; a gzipped alternative cannot match it.
+        sha = f.sha256 if path.as_posix().endswith(f.relpath) else None
+        if sha is None:
+            continue
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, sha]
+        key = os.path.abspath(path)
+        if memo.get(key) == stamp:
+            continue
+        try:
+            dl.verify_file(path, sha256=sha)
+        except DataError as exc:
+            raise DataError(
+                f"{name}: {path} failed verification: {exc}; replace it by the original file (or delete it "
+                "to download it again)"
+            ) from None
+        memo[key], changed = stamp, True
+    if changed:
+        # A read-only cache only costs the check again next time.
+        with contextlib.suppress(OSError):
+            write_json_atomic(memo_path, memo)
 
 
 def open_maybe_compressed(path: Path) -> BinaryIO:

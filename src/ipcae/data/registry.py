@@ -8,9 +8,11 @@ preprocessed-splits cache, and refusing unknown options.
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import inspect
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,4 +136,15 @@ def load_splits(name: str, data_dir: str | Path | None = None, **options: object
         paths = {option: user_file(option, options[option]) for option in info.path_options}
     else:
         return info.build({}, **options)
-    return cached_splits(name, options, paths.values(), lambda: info.build(paths, **options), version=info.version)
+    return cached_splits(name, options, paths.values(), lambda: _build(info, paths, options), version=info.version)
+
+
+def _build(info: DatasetInfo, paths: dict[str, Path], options: dict[str, object]) -> Splits:
+    """``info.build``, with a damaged compressed file reported by name rather than as a traceback."""
+    try:
+        return info.build(paths, **options)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        files = ", ".join(str(p) for p in paths.values())
+        raise DataError(
+            f"{info.name}: a source file is truncated or damaged ({exc}); files: {files}: replace it by the original"
+        ) from None

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from ipcae.errors import DataError
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -46,6 +48,17 @@ class Splits:
                 raise ValueError(f"{self.name}: {x.shape[0]} rows but {y.shape[0]} labels")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"{self.name}: {len(self.class_names)} class names for {self.num_classes} classes")
+        # A NaN in validation freezes model selection (NaN is never "lower") and one in training
+        # diverges the run: refuse them here, naming the split, rather than report such numbers.
+        for split in ("train", "val", "test"):
+            x = getattr(self, f"x_{split}")
+            bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+            if bad:
+                rows = int((~torch.isfinite(x)).any(dim=1).sum())
+                raise DataError(
+                    f"{self.name}: the {split} split has {bad} NaN or infinite values in {rows} rows: "
+                    "impute or drop them before training (see the dataset's options)"
+                )
 
     @classmethod
     def from_arrays(
