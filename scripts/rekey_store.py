@@ -97,6 +97,7 @@ def differences(recorded: dict, current: dict, dataset: str) -> list[str]:
     cur = {k: (defaults[k] if v is None and k in defaults else v) for k, v in cur.items()}
     # Values that replaced recorded ones without changing the run, and new keys at neutral values.
     cur = {k: EQUIVALENT_VALUES[k].get(v, v) if k in EQUIVALENT_VALUES else v for k, v in cur.items()}
+    rec = {k: EQUIVALENT_VALUES[k].get(v, v) if k in EQUIVALENT_VALUES else v for k, v in rec.items()}
     cur = {k: v for k, v in cur.items() if k in rec or not neutral(k, v)}
     # Pinned options change how a run is kept, not what it computes (ipcae.store).
     rec = {k: v for k, v in rec.items() if not machine_path(v) and k not in PINNED_OPTIONS}
