@@ -64,6 +64,22 @@ def whole_number(cfg: DictConfig, key: str, minimum: int, example: str, *, optio
         raise ConfigError(f"{key}={value!r} must be a whole number >= {minimum}{default}: pass e.g. {key}={example}")
 
 
+def check_run_length(cfg: DictConfig) -> None:
+    """``max_epochs`` >= 1, or -1 (no epoch limit) when ``max_steps`` ends the run."""
+    _, max_steps = _select(cfg, "trainer.max_steps")
+    present, max_epochs = _select(cfg, "trainer.max_epochs")
+    if max_steps not in (None, -1):
+        whole_number(cfg, "trainer.max_steps", 1, "1000")
+    if present and max_epochs == -1:
+        if max_steps in (None, -1):
+            raise ConfigError(
+                "trainer.max_epochs=-1 without trainer.max_steps never ends and gives the temperature schedule "
+                "no length: set trainer.max_epochs=N or +trainer.max_steps=N"
+            )
+        return
+    whole_number(cfg, "trainer.max_epochs", 1, "200")
+
+
 def check_seed(cfg: DictConfig) -> None:
     present, seed = _select(cfg, "seed")
     if present and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
@@ -164,7 +180,7 @@ def validate(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
     whole_number(cfg, "data.k", 1, "10", optional=True)
     whole_number(cfg, "data.steps_per_batch", 1, "32")
     whole_number(cfg, "data.eval_batch_size", 1, "4096")
-    whole_number(cfg, "trainer.max_epochs", 1, "200")
+    check_run_length(cfg)
     whole_number(cfg, "threads", 1, "1", optional=True)
     present, resume = _select(cfg, "resume")
     if present and not isinstance(resume, bool):
