@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n, convert_inf
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
 from ipcae.errors import ConfigError
 from ipcae.metrics import unique_percentage
@@ -142,7 +142,9 @@ class StepProgressBar(TQDMProgressBar):
         done = trainer.global_step - self._epoch_first_step
         bar = self.train_progress_bar
         if bar is not None and self._should_update(done, bar.total):
-            _update_n(bar, done)
+            # tqdm's own API (Lightning's helper for this is private).
+            bar.n = done
+            bar.refresh()
             bar.set_postfix(self.get_metrics(trainer, pl_module))
 
 
