@@ -19,8 +19,11 @@ LAUNCH=${LAUNCH:-launcher=parallel}
 THREADS=${THREADS:-1}
 EXTRA=${EXTRA:-}     # more overrides for every run, e.g. EXTRA="trainer=gpu"
 # Phases run across all datasets before the next phase starts, so that an interrupted
-# reproduction has the most important cells everywhere first.
-PHASES=${PHASES:-"core gjsd reconstruction baselines"}
+# reproduction has the most important cells everywhere first. `newer` runs the selectors that
+# came after the paper (one phase each: seqattn, sand, topk, ipcae_topk, ipcae_gjsd).
+PHASES=${PHASES:-"core gjsd reconstruction baselines newer"}
+NEWER="seqattn sand topk ipcae_topk ipcae_gjsd"
+PHASES=${PHASES//newer/$NEWER}
 status=0
 run() { $PY src/train.py -m $LAUNCH threads=$THREADS "$@" $EXTRA store_dir=$STORE || status=1; }
 for phase in $PHASES; do
@@ -34,6 +37,9 @@ for phase in $PHASES; do
             baselines)
                 run $cls model=stg model.selector.l0_weight=$STG_LAMBDAS seed=$SEEDS
                 run $cls model=lassonet seed=$SEEDS ;;
+            seqattn|sand|topk|ipcae_topk) run $cls model=$phase seed=$SEEDS ;;
+            # Like GJSD: lambda is not published, every value runs and validation picks.
+            ipcae_gjsd) run $cls model=ipcae_gjsd model.selector.diversity_weight=$LAMBDAS seed=$SEEDS ;;
             *) echo "unknown phase $phase" >&2; exit 2 ;;
         esac
     done

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ipcae.checkpoints import build
+from ipcae.data.rows import is_sparse, to_dense
 from ipcae.errors import ConfigError, IpcaeError
 from ipcae.selectors import FeatureSelector, check_k
 
@@ -107,7 +108,7 @@ class FeatureSelectionModule(L.LightningModule):
             return F.cross_entropy(output, y)
         if self.task == "regression":
             return F.mse_loss(output.squeeze(-1), y)
-        return F.mse_loss(output, x)
+        return F.mse_loss(output, to_dense(x))
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
@@ -116,7 +117,7 @@ class FeatureSelectionModule(L.LightningModule):
         metrics = getattr(self, f"{stage}_metrics")
         metrics["loss"].update(loss.detach(), weight=x.shape[0])
         # Metrics compare the output with what the task predicts: labels, a numeric target, or the input.
-        target = {"classification": y, "regression": y}.get(self.task, x)
+        target = y if self.task in ("classification", "regression") else to_dense(x)
         prediction = output.detach().squeeze(-1) if self.task == "regression" else output.detach()
         for name, metric in metrics.items():
             if name != "loss":
@@ -133,10 +134,10 @@ class FeatureSelectionModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         xs, ys = batch
-        if xs.dim() == 2:  # a single mini-batch (e.g. from a plain DataLoader)
-            xs, ys = xs.unsqueeze(0), ys.unsqueeze(0)
+        # A single mini-batch (a plain DataLoader, or sparse rows), or a G x B x D stack of them.
+        pairs = [(xs, ys)] if is_sparse(xs) or xs.dim() == 2 else zip(xs, ys, strict=True)
         optimizer = self.optimizers()
-        for x, y in zip(xs, ys, strict=True):
+        for x, y in pairs:
             output = self(x)
             loss = self.task_loss(output, x, y)
             total = loss + self.selector.regularization()

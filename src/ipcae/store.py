@@ -41,6 +41,10 @@ NEUTRAL_OPTIONS: dict[str, tuple[object, ...] | None] = {
     "optimized_metric": None,
     "optimized_direction": None,
     "plots": None,
+    # A table's labels file and memory mapping: absent before they existed, hashed only when set.
+    "data.labels": (None,),
+    "data.mmap": ("auto",),
+    "data.mmap_above_gib": (1.0, 1),
 }
 # Options that existed when runs were stored and whose value changes how a run is kept, never what
 # it computes: hashed at the value they had then, whatever they are now.

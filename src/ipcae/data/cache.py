@@ -120,6 +120,9 @@ def cached_splits(
             log.warning("discarding cache entry %s (%s)", path, exc)
             path.unlink(missing_ok=True)
     splits = build()
+    if not splits.in_memory:
+        # Sparse rows load as fast as a cache entry would; a memory-mapped file must stay one.
+        return splits
     _write(folder, path, _to_entry(splits, files_part))
     # Entries for the same dataset and options but older source files can never be used again.
     for stale in folder.glob(f"{name}-{options_part}-*.pt"):

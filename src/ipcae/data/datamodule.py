@@ -12,6 +12,7 @@ import lightning as L
 import torch
 
 from ipcae.data.registry import dataset_info, import_dataset_module, load_splits
+from ipcae.data.rows import MappedRows
 from ipcae.data.splits import Splits
 from ipcae.errors import ConfigError
 
@@ -49,6 +50,9 @@ class IndexBatches:
         self.equal_shards = equal_shards
         self.group = max(int(group), 1)
         self.epoch = 0
+        if not isinstance(x, torch.Tensor):
+            # Sparse or memory-mapped rows: a batch is a fresh tensor, not a view that stacks.
+            self.group = 1
         n = len(x)
         self.shard_size = n // world_size if equal_shards else len(range(rank, n, world_size))
 
@@ -275,12 +279,16 @@ class InMemoryDataModule(L.LightningDataModule):
         x, y = getattr(s, f"x_{split}"), getattr(s, f"y_{split}")
         if drop_last:
             usable = len(x) // self.batch_size * self.batch_size
-            x, y = x[:usable], y[:usable]
+            x, y = (x if isinstance(x, torch.Tensor) else _Prefix(x, usable)), y[:usable]
+        rows = self.eval_batch_size
+        if isinstance(x, MappedRows | _Prefix):
+            # Batches read from a file are new memory: at most EVAL_BATCH_ELEMENTS values at a time.
+            rows = max(1, min(rows, EVAL_BATCH_ELEMENTS // max(s.num_features, 1)))
         trainer = self.trainer
         return IndexBatches(
             x,
             y,
-            self.eval_batch_size,
+            rows,
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
         )
@@ -296,6 +304,29 @@ class InMemoryDataModule(L.LightningDataModule):
         # only a resumed fit continues the order (validate / test at a checkpoint restore too).
         if self.trainer is not None and self.trainer.state.fn == "fit":
             self._train_epoch = int(state_dict.get("train_epoch", 0))
+
+
+# Memory-mapped features are evaluated in batches of at most this many values (2**25: 128 MiB).
+EVAL_BATCH_ELEMENTS = 1 << 25
+
+
+class _Prefix:
+    """The first ``n`` rows of sparse or memory-mapped rows (the reference's dropped last batch)."""
+
+    def __init__(self, rows: Any, n: int) -> None:
+        self.rows, self.n = rows, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def device(self) -> torch.device:
+        return self.rows.device
+
+    def __getitem__(self, index: slice | torch.Tensor) -> torch.Tensor:
+        if isinstance(index, slice):
+            index = slice(*index.indices(self.n))
+        return self.rows[index]
 
 
 def per_rank_batch_size(batch_size: int, world_size: int) -> int:

@@ -133,7 +133,12 @@ def load_splits(name: str, data_dir: str | Path | None = None, **options: object
     if info.source is not None:
         paths = ensure_files(name, root)
     elif info.path_options:
-        paths = {option: user_file(option, options[option]) for option in info.path_options}
+        # The first path option is required; later ones (a table's labels file) are optional.
+        paths = {
+            option: user_file(option, options[option])
+            for i, option in enumerate(info.path_options)
+            if i == 0 or options[option] is not None
+        }
     else:
         return info.build({}, **options)
     return cached_splits(name, options, paths.values(), lambda: _build(info, paths, options), version=info.version)

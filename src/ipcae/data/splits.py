@@ -8,7 +8,10 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from ipcae.data.rows import MappedRows, SparseRows
 from ipcae.errors import DataError
+
+Features = torch.Tensor | SparseRows | MappedRows
 
 
 @dataclass(frozen=True)
@@ -17,16 +20,18 @@ class Splits:
 
     ``x_*`` are float32 matrices (rows = examples, columns = features) and ``y_*`` int64 class
     labels in ``0..num_classes-1`` (float32 targets for regression, with ``num_classes`` 0).
+    Features too large for a dense tensor are a :class:`~ipcae.data.rows.SparseRows` or
+    :class:`~ipcae.data.rows.MappedRows` instead (see :attr:`in_memory`).
     Reconstruction tasks ignore the labels. ``class_names`` names the classes where the source
     did (string labels of a table), for results.json.
     """
 
     name: str
-    x_train: torch.Tensor
+    x_train: Features
     y_train: torch.Tensor
-    x_val: torch.Tensor
+    x_val: Features
     y_val: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Features
     y_test: torch.Tensor
     feature_names: list[str]
     num_classes: int
@@ -36,7 +41,8 @@ class Splits:
         # Row-major storage whatever the loader produced (a scaler can hand back column-major
         # arrays): batches are gathered by row, and flattening metrics need a plain layout.
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-            object.__setattr__(self, name, getattr(self, name).contiguous())
+            if isinstance(getattr(self, name), torch.Tensor):
+                object.__setattr__(self, name, getattr(self, name).contiguous())
         width = {t.shape[1] for t in (self.x_train, self.x_val, self.x_test)}
         if width != {len(self.feature_names)}:
             raise ValueError(
@@ -50,13 +56,20 @@ class Splits:
             raise ValueError(f"{self.name}: {len(self.class_names)} class names for {self.num_classes} classes")
         # A NaN in validation freezes model selection (NaN is never "lower") and one in training
         # diverges the run: refuse them here, naming the split, rather than report such numbers.
+        # (A memory-mapped file is checked by its loader, block by block, before it gets here.)
         for split in ("train", "val", "test"):
             x = getattr(self, f"x_{split}")
-            bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+            if isinstance(x, SparseRows):
+                bad = x.non_finite()
+                where = ""
+            elif isinstance(x, torch.Tensor) and x.is_floating_point():
+                bad = int((~torch.isfinite(x)).sum())
+                where = f" in {int((~torch.isfinite(x)).any(dim=1).sum())} rows" if bad else ""
+            else:
+                bad = 0
             if bad:
-                rows = int((~torch.isfinite(x)).any(dim=1).sum())
                 raise DataError(
-                    f"{self.name}: the {split} split has {bad} NaN or infinite values in {rows} rows: "
+                    f"{self.name}: the {split} split has {bad} NaN or infinite values{where}: "
                     "impute or drop them before training (see the dataset's options)"
                 )
 
@@ -80,6 +93,11 @@ class Splits:
 
         names = None if class_names is None else [str(c) for c in class_names]
         return cls(name, *tensors(train), *tensors(val), *tensors(test), list(feature_names), num_classes, names)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the features are dense tensors (not sparse rows or a memory-mapped file)."""
+        return all(isinstance(getattr(self, f"x_{s}"), torch.Tensor) for s in ("train", "val", "test"))
 
     @property
     def num_features(self) -> int:

@@ -6,6 +6,13 @@ Formats, by file suffix: CSV / TSV / TXT (delimiter detected, header detected; `
 ``Y``; v7.3 / HDF5 files need ``pip install 'ipcae[hdf5]'``) and AnnData ``.h5ad`` (target from
 an ``obs`` column; ``pip install 'ipcae[anndata]'``).
 
+Large data stays out of memory's dense form (:mod:`ipcae.data.rows`): a sparse matrix (a file of
+``scipy.sparse.save_npz``, Matrix Market ``.mtx``, a sparse ``X`` in ``.h5ad`` or ``.mat``) is kept
+sparse end to end, and a ``.npy`` larger than ``data.mmap_above_gib`` (or any, with
+``data.mmap=true``) is memory-mapped and read batch by batch. Such files hold features only; their
+labels come from ``data.labels=FILE`` (``.npy``, or a one-column text file; ``data.target`` picks
+a column of a wider one), or an ``obs`` column of ``.h5ad``.
+
 Every choice that shapes the numbers happens here, once, and is cached like the benchmarks
 (:func:`ipcae.data.cache.cached_splits`, keyed by the options and the file's size and modification
 time): classes from the target column, a stratified split with its own seed (or the user's split
@@ -34,6 +41,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from ipcae.data.registry import dataset_info, register
+from ipcae.data.rows import SCAN_BLOCK_ELEMENTS, MappedRows, SparseRows
 from ipcae.data.splits import Splits
 from ipcae.errors import ConfigError, DataError
 
@@ -46,7 +54,10 @@ SCALINGS = ("standard", "minmax", "none")
 IMPUTES = ("none", "train_mean")
 TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat")
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-FORMATS = (*TEXT_SUFFIXES, ".parquet", ".pq", ".npy", ".npz", ".mat", ".h5ad")
+FORMATS = (*TEXT_SUFFIXES, ".parquet", ".pq", ".npy", ".npz", ".mat", ".h5ad", ".mtx")
+MMAP_CHOICES = ("auto", True, False)
+# The arrays of a scipy.sparse.save_npz file.
+SPARSE_NPZ_KEYS = {"data", "indices", "indptr", "shape", "format"}
 DELIMITER_NAMES = {
     "comma": ",",
     "tab": "\t",
@@ -64,10 +75,26 @@ MIN_ROWS_PER_CLASS = 3
 
 
 @dataclass
+class Matrix:
+    """Features kept out of a DataFrame: a ``scipy.sparse`` CSR matrix or a memory-mapped array."""
+
+    values: Any
+    names: list[str]
+
+    @property
+    def sparse(self) -> bool:
+        return not isinstance(self.values, np.ndarray)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.values.shape)  # type: ignore[return-value]
+
+
+@dataclass
 class Table:
     """A file as read: numeric or not features, and the target and split columns if any."""
 
-    features: pd.DataFrame
+    features: pd.DataFrame | Matrix
     target: pd.Series | None
     split: pd.Series | None
 
@@ -214,7 +241,10 @@ def _arrays_table(
     if "x" not in names:
         raise DataError(f"{path.name} has no array X (it holds {_preview(sorted(arrays))}): save the features as X")
     x = arrays[names["x"]]
-    x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)  # loadmat returns sparse matrices as such
+    if hasattr(x, "tocsr"):  # loadmat returns sparse matrices as such: they stay sparse
+        x = x.tocsr()
+    else:
+        x = np.asarray(x)
     if x.ndim != 2:
         raise DataError(f"{path.name}: X has shape {x.shape}; it must be a matrix (rows = examples)")
     if target is None:
@@ -242,11 +272,8 @@ def _arrays_table(
     feature_names = [f"f{j}" for j in range(x.shape[1])]
     if "feature_names" in arrays and len(arrays["feature_names"]) == x.shape[1]:
         feature_names = [str(n) for n in np.asarray(arrays["feature_names"]).ravel()]
-    return Table(
-        pd.DataFrame(x, columns=feature_names, copy=False),
-        column(target, "target"),
-        column(split_column, "split_column"),
-    )
+    features = Matrix(x, feature_names) if hasattr(x, "tocsr") else pd.DataFrame(x, columns=feature_names, copy=False)
+    return Table(features, column(target, "target"), column(split_column, "split_column"))
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -277,11 +304,89 @@ def _read_mat(path: Path) -> dict[str, np.ndarray]:
 def _read_h5ad(path: Path, target: str | int | None, split_column: str | int | None) -> Table:
     anndata = _need("anndata", "anndata", ".h5ad")
     adata = anndata.read_h5ad(path)
-    x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
-    features = pd.DataFrame(x, columns=[str(v) for v in adata.var_names], copy=False)
+    names = [str(v) for v in adata.var_names]
+    if hasattr(adata.X, "tocsr"):
+        features: pd.DataFrame | Matrix = Matrix(adata.X.tocsr(), names)
+    else:
+        features = pd.DataFrame(np.asarray(adata.X), columns=names, copy=False)
     # data.target and data.split_column name obs columns.
     obs = _split_frame(adata.obs.reset_index(drop=True), target, split_column, path)
     return Table(features, obs.target, obs.split)
+
+
+def _read_npy(path: Path, mmap: bool | str, mmap_above_gib: float) -> Table:
+    if mmap not in MMAP_CHOICES:
+        raise ConfigError(f"data.mmap={mmap!r} is unknown: use auto, true or false")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"data.path={str(path)!r} is not a readable .npy file ({exc})") from None
+    if x.ndim != 2:
+        raise DataError(f"{path.name}: the array has shape {x.shape}; it must be a matrix (rows = examples)")
+    mapped = mmap is True or (mmap == "auto" and path.stat().st_size > mmap_above_gib * 2**30)
+    names = [f"f{j}" for j in range(x.shape[1])]
+    if mapped:
+        if x.dtype.kind not in "fiu":
+            raise DataError(f"{path.name}: a memory-mapped .npy must hold numbers, not {x.dtype}")
+        log.info("%s: memory-mapped (%.2f GiB); batches are read from the file", path.name, x.nbytes / 2**30)
+        return Table(Matrix(x, names), None, None)
+    return Table(pd.DataFrame(np.array(x), columns=names, copy=False), None, None)
+
+
+def _read_sparse_npz(path: Path) -> Table:
+    import scipy.sparse
+
+    try:
+        x = scipy.sparse.load_npz(path).tocsr()
+    except (ValueError, OSError, KeyError) as exc:
+        raise DataError(f"data.path={str(path)!r} is not a readable scipy.sparse .npz file ({exc})") from None
+    return Table(Matrix(x, [f"f{j}" for j in range(x.shape[1])]), None, None)
+
+
+def _read_mtx(path: Path) -> Table:
+    import scipy.io
+
+    try:
+        x = scipy.io.mmread(path)
+    except (ValueError, OSError, IndexError) as exc:
+        raise DataError(f"data.path={str(path)!r} is not a readable Matrix Market file ({exc})") from None
+    names = [f"f{j}" for j in range(x.shape[1])]
+    if hasattr(x, "tocsr"):
+        return Table(Matrix(x.tocsr(), names), None, None)
+    return Table(pd.DataFrame(np.asarray(x, dtype=np.float64), columns=names, copy=False), None, None)
+
+
+def read_labels(path: Path, column: str | int | None, rows: int, main: Path) -> pd.Series:
+    """The target of ``data.labels=FILE``: ``.npy`` (one value per row) or a text table of one column
+    (with or without header; ``data.target`` picks a column of a wider one)."""
+    suffix = suffix_of(path)
+    if suffix == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"data.labels={str(path)!r} is not a readable .npy file ({exc})") from None
+        values = values.ravel() if values.ndim == 2 and 1 in values.shape else values
+        if values.ndim != 1:
+            raise DataError(f"data.labels={path.name}: shape {values.shape}; give one value per row")
+        series = pd.Series(values.astype(str) if values.dtype.kind in "US" else values, name=path.stem)
+    elif suffix in TEXT_SUFFIXES:
+        frame = read_text(path, None, "auto")
+        if frame.shape[1] == 1 and column is None:
+            series = frame.iloc[:, 0].rename(str(frame.columns[0]) if str(frame.columns[0]) != "f0" else path.stem)
+        elif column is None:
+            raise ConfigError(
+                f"data.labels={path.name} has {frame.shape[1]} columns ({_preview(list(frame.columns))}): "
+                "name the label column with data.target=<column>"
+            )
+        else:
+            series = frame[_column(frame, "target", column, path)]
+    else:
+        raise ConfigError(f"data.labels={path.name!r}: use a .npy file or a text table (.csv, .tsv, .txt)")
+    if len(series) != rows:
+        raise DataError(
+            f"data.labels={path.name} holds {len(series)} values but {main.name} has {rows} rows: give one label per row"
+        )
+    return series.reset_index(drop=True)
 
 
 def read_table(
@@ -290,8 +395,14 @@ def read_table(
     split_column: str | int | None = None,
     header: bool | str | None = "auto",
     delimiter: str | None = None,
+    mmap: bool | str = "auto",
+    mmap_above_gib: float = 1.0,
+    labels_given: bool = False,
 ) -> Table:
-    """Read any supported file into features, target and split column (nothing converted yet)."""
+    """Read any supported file into features, target and split column (nothing converted yet).
+
+    ``labels_given``: the target comes from a separate file, so a features-only file is fine.
+    """
     suffix = suffix_of(path)
     if suffix in TEXT_SUFFIXES:
         return _split_frame(read_text(path, delimiter, header), target, split_column, path)
@@ -303,15 +414,23 @@ def read_table(
             raise DataError(f"data.path={str(path)!r} is not a readable Parquet file ({exc})") from None
         frame.columns = [str(c) for c in frame.columns]
         return _split_frame(frame, target, split_column, path)
+    if suffix in (".npy", ".npz", ".mtx") and split_column is not None:
+        raise ConfigError(f"data.split_column: {path.name} holds features only; a split column needs a table")
     if suffix == ".npy":
-        if target is not None or split_column is not None:
-            raise ConfigError(f"{path.name} holds features only: save X, y (and the split) with numpy.savez as .npz")
-        x = np.load(path, allow_pickle=False)
-        return _arrays_table({"X": x}, None, None, path)
+        if target is not None and not labels_given:
+            raise ConfigError(
+                f"{path.name} holds features only: give the labels as data.labels=FILE (.npy or .csv), "
+                "or save X and y together with numpy.savez as .npz"
+            )
+        return _read_npy(path, mmap, mmap_above_gib)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
+            if SPARSE_NPZ_KEYS <= set(npz.files):  # written by scipy.sparse.save_npz
+                return _read_sparse_npz(path)
             arrays = {k: npz[k] for k in npz.files}
         return _arrays_table(arrays, target, split_column, path)
+    if suffix == ".mtx":
+        return _read_mtx(path)
     if suffix == ".mat":
         return _arrays_table(_read_mat(path), target, split_column, path)
     if suffix == ".h5ad":
@@ -460,20 +579,31 @@ def read_and_split(
     scale_target: bool,
     header: bool | str | None,
     delimiter: str | None,
+    labels: Path | None = None,
+    mmap: bool | str = "auto",
+    mmap_above_gib: float = 1.0,
 ) -> Splits:
     # A target given with task=reconstruction is read (so that it is not taken for a feature) and unused.
-    table = read_table(path, target, split_column, header, delimiter)
+    table = read_table(
+        path, None if labels is not None else target, split_column, header, delimiter, mmap, mmap_above_gib,
+        labels_given=labels is not None,
+    )  # fmt: skip
+    n = table.features.shape[0]
+    if labels is not None:
+        if table.target is not None:
+            raise ConfigError(
+                f"data.labels is given but {path.name} holds a target ({table.target.name!r}) already: drop one"
+            )
+        table.target = read_labels(labels, target, n, path)
     if task in ("classification", "regression") and table.target is None:
-        columns = _preview(list(table.features.columns))
-        raise ConfigError(
-            f"task={task} needs a target: pass data.target=<column> (the columns of {path.name}: {columns}), "
-            "or task=reconstruction"
-        )
-    features = numeric_features(table, drop_non_numeric, path)
-    values = features.to_numpy(dtype=np.float64)
-    n = len(values)
+        if isinstance(table.features, Matrix):
+            hint = "pass data.labels=<file with one label per row>"
+        else:
+            hint = f"pass data.target=<column> (the columns of {path.name}: {_preview(list(table.features.columns))})"
+        raise ConfigError(f"task={task} needs a target: {hint}, or task=reconstruction")
 
-    labels = class_names = y = None
+    class_names = y = None
+    labels_ = None
     if task != "reconstruction" and table.target is not None:
         missing = table.target.isna().to_numpy()
         if missing.any():
@@ -483,15 +613,42 @@ def read_and_split(
                 f"(first: data row {rows[0]}): remove those rows"
             )
         if task == "classification":
-            labels, class_names = class_labels(table.target, path)
+            labels_, class_names = class_labels(table.target, path)
         else:
             y = regression_target(table.target, path)
 
     if table.split is not None:
         train, val, test = user_split(table.split, path)
     else:
-        train, val, test = split_rows(n, labels, class_names, _fractions(fractions), split_seed, path)
+        train, val, test = split_rows(n, labels_, class_names, _fractions(fractions), split_seed, path)
 
+    if task == "classification":
+        targets = labels_
+        num_classes, y_dtype = len(class_names), torch.int64
+    elif task == "regression":
+        if scale_target:
+            # The MSE then reads in units of the target's training variance (about 1 - R^2).
+            mean, std = y[train].mean(), y[train].std()
+            y = (y - mean) / (std if std > 0 else 1.0)
+        targets, num_classes, y_dtype = y, 0, torch.float32
+    else:
+        targets, num_classes, y_dtype = np.zeros(n, dtype=np.int64), 0, torch.int64
+
+    if isinstance(table.features, Matrix):
+        features = table.features
+        store = _sparse_rows if features.sparse else _mapped_rows
+        x_train, x_val, x_test = store(features, (train, val, test), scaling, impute, path)
+        y_all = torch.as_tensor(np.asarray(targets), dtype=y_dtype)
+        return Splits(
+            NAME,
+            x_train, y_all[train], x_val, y_all[val], x_test, y_all[test],
+            feature_names=features.names,
+            num_classes=num_classes,
+            class_names=class_names,
+        )  # fmt: skip
+
+    features = numeric_features(table, drop_non_numeric, path)
+    values = features.to_numpy(dtype=np.float64)
     finite = np.isfinite(values) | np.isnan(values)
     if not finite.all():
         columns = features.columns[~finite.all(axis=0)]
@@ -513,17 +670,6 @@ def read_and_split(
         scaler = StandardScaler() if scaling == "standard" else MinMaxScaler()
         values = scaler.fit(values[train]).transform(values)
 
-    if task == "classification":
-        targets = labels
-        num_classes, y_dtype = len(class_names), torch.int64
-    elif task == "regression":
-        if scale_target:
-            # The MSE then reads in units of the target's training variance (about 1 - R^2).
-            mean, std = y[train].mean(), y[train].std()
-            y = (y - mean) / (std if std > 0 else 1.0)
-        targets, num_classes, y_dtype = y, 0, torch.float32
-    else:
-        targets, num_classes, y_dtype = np.zeros(n, dtype=np.int64), 0, torch.int64
     return Splits.from_arrays(
         NAME,
         (values[train], targets[train]),
@@ -536,8 +682,77 @@ def read_and_split(
     )
 
 
+def _sparse_rows(
+    features: Matrix, parts: tuple[np.ndarray, ...], scaling: str, impute: str, path: Path
+) -> tuple[SparseRows, ...]:
+    """Sparse features, scaled on the training rows without centring (centring would make them dense)."""
+    from sklearn.preprocessing import MaxAbsScaler
+
+    x = features.values.astype(np.float32).tocsr()
+    if not np.isfinite(x.data).all():
+        bad = int((~np.isfinite(x.data)).sum())
+        raise DataError(
+            f"{path.name}: {bad} stored value(s) are NaN or infinite: a sparse matrix cannot be imputed here; "
+            "replace them in the file"
+        )
+    if scaling == "standard":
+        log.info("%s: sparse features are scaled to unit variance without centring (data.scaling=standard)", path.name)
+        scaler: Any = StandardScaler(with_mean=False)
+    elif scaling == "minmax":
+        log.info("%s: sparse features are scaled by their largest absolute value (data.scaling=minmax)", path.name)
+        scaler = MaxAbsScaler()
+    else:
+        scaler = None
+    train = parts[0]
+    if scaler is not None:
+        x = scaler.fit(x[train]).transform(x).astype(np.float32)
+    return tuple(SparseRows.from_scipy(x[rows]) for rows in parts)
+
+
+def _mapped_rows(
+    features: Matrix, parts: tuple[np.ndarray, ...], scaling: str, impute: str, path: Path
+) -> tuple[MappedRows, ...]:
+    """Memory-mapped features: checked and their scaling fitted block by block, then read per batch."""
+    array = features.values
+    train = parts[0]
+    scaler: Any = None
+    if scaling != "none":
+        scaler = StandardScaler() if scaling == "standard" else MinMaxScaler()
+    # One pass over the file: every row is checked, the training rows fit the scaler.
+    is_train = np.zeros(array.shape[0], dtype=bool)
+    is_train[train] = True
+    for start, block in _blocks(array):
+        finite = np.isfinite(block)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite.all(axis=1))[0])
+            raise DataError(
+                f"{path.name}: NaN or infinite values (first in row {row}): a memory-mapped file is not imputed; "
+                "fill them in the file, or load it into memory (data.mmap=false) with data.impute=train_mean"
+            )
+        if scaler is not None:
+            rows = is_train[start : start + len(block)]
+            if rows.any():
+                scaler.partial_fit(block[rows])
+    offset = scale = None
+    if isinstance(scaler, StandardScaler):
+        offset, scale = scaler.mean_, scaler.scale_
+    elif isinstance(scaler, MinMaxScaler):
+        offset = scaler.data_min_
+        scale = np.where(scaler.data_range_ > 0, scaler.data_range_, 1.0)
+    return tuple(MappedRows(array, rows, offset, scale) for rows in parts)
+
+
+def _blocks(array: np.ndarray) -> Any:
+    """``(first row, rows)`` blocks of a memory-mapped matrix, about 64 MiB each, as float64."""
+    step = max(1, SCAN_BLOCK_ELEMENTS // max(array.shape[1], 1))
+    for start in range(0, array.shape[0], step):
+        yield start, np.asarray(array[start : start + step], dtype=np.float64)
+
+
 def report_constant_columns(splits: Splits) -> None:
     """Constant columns are kept (the selector can learn to avoid them) but worth knowing about."""
+    if not splits.in_memory:  # checking would read a large file once more, or densify sparse rows
+        return
     x = torch.cat([splits.x_train, splits.x_val, splits.x_test])
     constant = torch.nonzero(x.amax(0) == x.amin(0)).flatten().tolist()
     if constant:
@@ -547,7 +762,13 @@ def report_constant_columns(splits: Splits) -> None:
         )
 
 
-@register(NAME, k=50, batch_size=64, description="your own table or array file: data.path=FILE", path_options=("path",))
+@register(
+    NAME,
+    k=50,
+    batch_size=64,
+    description="your own table or array file: data.path=FILE",
+    path_options=("path", "labels"),
+)
 def build(
     paths: dict[str, Path],
     path: str | None = None,
@@ -562,6 +783,9 @@ def build(
     scale_target: bool = True,
     header: bool | str | None = "auto",
     delimiter: str | None = None,
+    labels: str | None = None,
+    mmap: bool | str = "auto",
+    mmap_above_gib: float = 1.0,
 ) -> Splits:
     """Splits of a table or array file (see the module docstring for the formats).
 
@@ -572,8 +796,13 @@ def build(
     ``fractions`` (train, val, test), stratified by class, with ``split_seed`` (independent of the
     run's seed), unless ``split_column`` names a column of train / val / test values. ``scaling``
     (standard, minmax, none) and ``impute=train_mean`` are fitted on the training rows only.
-    ``path`` is the file, relative to the working directory (the registry locates it in ``paths``).
+    ``path`` is the file, relative to the working directory (the registry locates it in ``paths``);
+    ``labels`` a file of one label per row, for files that hold features only (``.npy``, sparse
+    ``.npz``, ``.mtx``). ``mmap``: memory-map a ``.npy`` (``auto``: when it is larger than
+    ``mmap_above_gib`` GiB).
     """
+    if not (isinstance(mmap_above_gib, int | float) and mmap_above_gib >= 0):
+        raise ConfigError(f"data.mmap_above_gib={mmap_above_gib!r} must be a number of GiB >= 0")
     if task not in TASKS:
         raise ConfigError(f"task={task!r} is unknown for a table: use one of {', '.join(TASKS)}")
     if scaling not in SCALINGS:
@@ -593,6 +822,9 @@ def build(
         scale_target=bool(scale_target),
         header=header,
         delimiter=delimiter,
+        labels=paths.get("labels"),
+        mmap=mmap,
+        mmap_above_gib=float(mmap_above_gib),
     )
     report_constant_columns(splits)
     return splits

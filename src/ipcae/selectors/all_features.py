@@ -9,7 +9,12 @@ from ipcae.selectors.base import FeatureSelector
 
 
 class AllFeatures(FeatureSelector):
-    """Selects all D features (K is set to D whatever the config says), with nothing to learn."""
+    """Selects all D features (K is set to D whatever the config says), with nothing to learn.
+
+    Sparse batches pass through: the decoder's first linear layer multiplies them as they are.
+    """
+
+    accepts_sparse = True
 
     def __init__(self, num_features: int, k: int) -> None:
         super().__init__(num_features, num_features)

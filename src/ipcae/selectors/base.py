@@ -8,10 +8,12 @@ A selector maps a batch x (B x D) to what the decoder reads (B x ``out_features`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from ipcae.data.rows import is_sparse, select_columns
 from ipcae.errors import ConfigError
 
 
@@ -35,7 +37,14 @@ class FeatureSelector(nn.Module, ABC):
 
     Selectors constructed from a config get ``num_features`` and ``k`` from the framework and any
     other keyword from their YAML.
+
+    Sparse data (:class:`ipcae.data.rows.SparseRows`) arrives as ``torch.sparse_csr`` batches. A
+    selector that sets ``accepts_sparse = True`` receives them as they are (and keeps them sparse:
+    products, :func:`~ipcae.data.rows.select_columns`, :func:`~ipcae.data.rows.scale_columns`);
+    any other receives each batch densified (B x D), which is correct but not memory-lean.
     """
+
+    accepts_sparse: ClassVar[bool] = False
 
     def __init__(self, num_features: int, k: int) -> None:
         super().__init__()
@@ -48,6 +57,8 @@ class FeatureSelector(nn.Module, ABC):
         return self.k
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.accepts_sparse and is_sparse(x):
+            x = x.to_dense()
         return self.forward_train(x) if self.training else self.forward_eval(x)
 
     @abstractmethod
@@ -56,7 +67,7 @@ class FeatureSelector(nn.Module, ABC):
 
     def forward_eval(self, x: Tensor) -> Tensor:
         """The hard selection used for validation and test: the selected columns."""
-        return x[:, self.selected_indices()]
+        return select_columns(x, self.selected_indices())
 
     @abstractmethod
     def selected_indices(self) -> Tensor:

@@ -14,6 +14,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor, nn
 
+from ipcae.data.rows import is_sparse, select_columns
 from ipcae.errors import ConfigError
 from ipcae.gumbel import NOISE_MODES, auto_noise, relaxed_select
 from ipcae.gumbel import max_noise_elements as _budget
@@ -41,7 +42,12 @@ class ConcreteSelector(TemperatureControlled, FeatureSelector):
     ``max_noise_elements`` (None: :data:`ipcae.gumbel.DEFAULT_MAX_NOISE_ELEMENTS`, 2**27) bounds
     the per-example selection's working memory: a B x K x D above it is computed in chunks that
     redraw their noise in backward (slower, flat memory). Sizes below it are untouched.
+
+    Sparse batches stay sparse with per-batch noise (x M^T is a sparse-dense product) and in
+    evaluation (a column gather); per-example noise reads each batch densely (B x D).
     """
+
+    accepts_sparse = True
 
     def __init__(
         self,
@@ -95,10 +101,12 @@ class ConcreteSelector(TemperatureControlled, FeatureSelector):
         return -self.diversity_weight * gjsd(self.probabilities())
 
     def forward_train(self, x: Tensor) -> Tensor:
+        if is_sparse(x) and self.noise != "per_batch":
+            x = x.to_dense()
         return relaxed_select(x, self.logits(), self.temperature, self.noise, self.max_noise_elements)
 
     def forward_eval(self, x: Tensor) -> Tensor:
-        return x[:, self.logits().argmax(dim=-1)]
+        return select_columns(x, self.logits().argmax(dim=-1))
 
     def diagnostics(self) -> dict[str, Tensor | float]:
         """``max_prob``: mean over rows of the largest probability (1 once converged);

@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ipcae.data.rows import select_columns
 from ipcae.errors import ConfigError
 from ipcae.selectors.base import FeatureSelector
 
 
 class FixedSelector(FeatureSelector):
     """Always the same K features (given indices), with nothing to learn."""
+
+    accepts_sparse = True  # a column gather
 
     def __init__(self, num_features: int, k: int, indices: list[int]) -> None:
         super().__init__(num_features, k)
@@ -24,4 +27,4 @@ class FixedSelector(FeatureSelector):
         return self.indices
 
     def forward_train(self, x: Tensor) -> Tensor:
-        return x[:, self.indices]
+        return select_columns(x, self.indices)

@@ -23,6 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ipcae.data.rows import scale_columns
 from ipcae.errors import ConfigError
 from ipcae.selectors.base import FeatureSelector
 
@@ -34,7 +35,13 @@ def standard_normal_cdf(x: Tensor) -> Tensor:
 
 
 class STGSelector(FeatureSelector):
-    """Gaussian-relaxed Bernoulli gates with an expected-L0 penalty (see the module docstring)."""
+    """Gaussian-relaxed Bernoulli gates with an expected-L0 penalty (see the module docstring).
+
+    Sparse batches stay sparse: the gates scale the stored values, the decoder's first layer
+    multiplies the sparse result.
+    """
+
+    accepts_sparse = True
 
     def __init__(
         self,
@@ -77,10 +84,10 @@ class STGSelector(FeatureSelector):
     def forward_train(self, x: Tensor) -> Tensor:
         shape = x.shape if self.noise == "per_example" else self.mu.shape
         eps = torch.randn(shape, dtype=x.dtype, device=x.device)
-        return x * (self.mu + self.sigma * eps).clamp(0.0, 1.0)
+        return scale_columns(x, (self.mu + self.sigma * eps).clamp(0.0, 1.0))
 
     def forward_eval(self, x: Tensor) -> Tensor:
-        return x * self.gates()
+        return scale_columns(x, self.gates())
 
     def diagnostics(self) -> dict[str, Tensor | float]:
         """``open_gates``: % of features whose evaluation gate is open (mu > 0); ``mean_gate``."""
