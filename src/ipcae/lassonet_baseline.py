@@ -11,9 +11,29 @@ import contextlib
 from typing import Any
 
 import numpy as np
+import torch
 
 from ipcae.data import Splits
+from ipcae.data.rows import dense_bytes
 from ipcae.errors import ConfigError
+
+# The lassonet package takes dense NumPy arrays: sparse or memory-mapped features are densified for
+# it up to this size, and refused above it rather than exhaust the machine's memory.
+MAX_DENSE_GIB = 4.0
+
+
+def dense_features(x: Any, split: str) -> np.ndarray:
+    """A split's features as the dense array the package needs (see :data:`MAX_DENSE_GIB`)."""
+    if isinstance(x, torch.Tensor):
+        return x.numpy()
+    size = dense_bytes(x.shape)
+    if size > MAX_DENSE_GIB * 2**30:
+        raise ConfigError(
+            f"model=lassonet needs dense arrays (the lassonet package): the {split} split's {x.shape[0]:,} x "
+            f"{x.shape[1]:,} features take {size / 2**30:,.1f} GiB densely, over {MAX_DENSE_GIB:g} GiB: use a "
+            "selector that reads sparse or memory-mapped data (model=ipcae, cae, stg)"
+        )
+    return x.columns().numpy()
 
 
 class _EnoughFeaturesLeft(Exception):
@@ -35,7 +55,7 @@ def lassonet_ranking(splits: Splits, task: str, seed: int, stop_at: int | None =
     options = {name: tuple(v) if isinstance(v, list) else v for name, v in options.items()}
     estimator = LassoNetClassifier if task == "classification" else LassoNetRegressor
     model = estimator(random_state=seed, torch_seed=seed, verbose=0, **options)
-    x_train, x_val = splits.x_train.numpy(), splits.x_val.numpy()
+    x_train, x_val = dense_features(splits.x_train, "train"), dense_features(splits.x_val, "validation")
     if task == "classification":
         y_train, y_val = splits.y_train.numpy(), splits.y_val.numpy()
     else:

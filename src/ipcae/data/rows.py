@@ -137,7 +137,8 @@ class SparseRows:
         torch.cumsum(lengths, 0, out=crow[1:])
         total = int(crow[-1])
         # Position of every kept value in the source: its row's start plus its offset in the row.
-        offsets = torch.arange(total, device=self.device) - torch.repeat_interleave(crow[:-1], lengths, output_size=total)
+        offsets = torch.arange(total, device=self.device)
+        offsets -= torch.repeat_interleave(crow[:-1], lengths, output_size=total)
         source = torch.repeat_interleave(starts, lengths, output_size=total) + offsets
         return self._batch(crow, self.col[source], self.values[source])
 

@@ -241,10 +241,8 @@ def _arrays_table(
     if "x" not in names:
         raise DataError(f"{path.name} has no array X (it holds {_preview(sorted(arrays))}): save the features as X")
     x = arrays[names["x"]]
-    if hasattr(x, "tocsr"):  # loadmat returns sparse matrices as such: they stay sparse
-        x = x.tocsr()
-    else:
-        x = np.asarray(x)
+    # loadmat returns sparse matrices as such: they stay sparse.
+    x = x.tocsr() if hasattr(x, "tocsr") else np.asarray(x)
     if x.ndim != 2:
         raise DataError(f"{path.name}: X has shape {x.shape}; it must be a matrix (rows = examples)")
     if target is None:
@@ -384,7 +382,8 @@ def read_labels(path: Path, column: str | int | None, rows: int, main: Path) -> 
         raise ConfigError(f"data.labels={path.name!r}: use a .npy file or a text table (.csv, .tsv, .txt)")
     if len(series) != rows:
         raise DataError(
-            f"data.labels={path.name} holds {len(series)} values but {main.name} has {rows} rows: give one label per row"
+            f"data.labels={path.name} holds {len(series)} values but {main.name} has {rows} rows: "
+            "give one label per row"
         )
     return series.reset_index(drop=True)
 
@@ -425,7 +424,7 @@ def read_table(
         return _read_npy(path, mmap, mmap_above_gib)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as npz:
-            if SPARSE_NPZ_KEYS <= set(npz.files):  # written by scipy.sparse.save_npz
+            if set(npz.files) >= SPARSE_NPZ_KEYS:  # written by scipy.sparse.save_npz
                 return _read_sparse_npz(path)
             arrays = {k: npz[k] for k in npz.files}
         return _arrays_table(arrays, target, split_column, path)
