@@ -20,11 +20,16 @@ every row, for the retrained decoder and the LassoNet ranking).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+# Batches are built from valid CSR arrays here, so torch's per-tensor invariant checks are off
+# (explicitly, which also keeps torch from warning about it); its beta notice says nothing to users.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 # The largest block of a memory-mapped matrix read at once while scanning it (statistics,
 # finiteness): 2**24 float32 values, 64 MiB.
@@ -73,7 +78,9 @@ def scale_columns(x: Tensor, factor: Tensor) -> Tensor:
         return x * factor
     columns = x.col_indices()
     per_value = factor[columns] if factor.dim() == 1 else factor[_row_of_each_value(x), columns]
-    return torch.sparse_csr_tensor(x.crow_indices(), columns, x.values() * per_value, size=x.shape)
+    return torch.sparse_csr_tensor(
+        x.crow_indices(), columns, x.values() * per_value, size=x.shape, check_invariants=False
+    )
 
 
 class SparseRows:
@@ -143,7 +150,9 @@ class SparseRows:
         return self._batch(crow, self.col[source], self.values[source])
 
     def _batch(self, crow: Tensor, col: Tensor, values: Tensor) -> Tensor:
-        return torch.sparse_csr_tensor(crow, col, values, size=(len(crow) - 1, self.num_features))
+        return torch.sparse_csr_tensor(
+            crow, col, values, size=(len(crow) - 1, self.num_features), check_invariants=False
+        )
 
     def columns(self, indices: Tensor | None = None) -> Tensor:
         """Every row's features ``indices`` (all of them when None), as a dense tensor."""

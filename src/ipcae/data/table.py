@@ -600,6 +600,7 @@ def read_and_split(
         else:
             hint = f"pass data.target=<column> (the columns of {path.name}: {_preview(list(table.features.columns))})"
         raise ConfigError(f"task={task} needs a target: {hint}, or task=reconstruction")
+    features = table.features if isinstance(table.features, Matrix) else numeric_features(table, drop_non_numeric, path)
 
     class_names = y = None
     labels_ = None
@@ -633,8 +634,7 @@ def read_and_split(
     else:
         targets, num_classes, y_dtype = np.zeros(n, dtype=np.int64), 0, torch.int64
 
-    if isinstance(table.features, Matrix):
-        features = table.features
+    if isinstance(features, Matrix):
         store = _sparse_rows if features.sparse else _mapped_rows
         x_train, x_val, x_test = store(features, (train, val, test), scaling, impute, path)
         y_all = torch.as_tensor(np.asarray(targets), dtype=y_dtype)
@@ -646,7 +646,6 @@ def read_and_split(
             class_names=class_names,
         )  # fmt: skip
 
-    features = numeric_features(table, drop_non_numeric, path)
     values = features.to_numpy(dtype=np.float64)
     finite = np.isfinite(values) | np.isnan(values)
     if not finite.all():
@@ -800,6 +799,8 @@ def build(
     ``.npz``, ``.mtx``). ``mmap``: memory-map a ``.npy`` (``auto``: when it is larger than
     ``mmap_above_gib`` GiB).
     """
+    if mmap not in MMAP_CHOICES:
+        raise ConfigError(f"data.mmap={mmap!r} is unknown: use auto, true or false")
     if not (isinstance(mmap_above_gib, int | float) and mmap_above_gib >= 0):
         raise ConfigError(f"data.mmap_above_gib={mmap_above_gib!r} must be a number of GiB >= 0")
     if task not in TASKS:
