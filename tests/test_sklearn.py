@@ -155,3 +155,19 @@ def test_pipeline_in_grid_search(digits: tuple[np.ndarray, np.ndarray]) -> None:
     assert search.best_params_ == {"concreteselector__n_features_to_select": 12}
     assert scores[1] > scores[0] + 0.1 and scores[1] > 0.6
     assert search.best_estimator_[1].selected_indices_.shape == (12,)
+
+
+def test_sparse_input_gives_the_dense_selection() -> None:
+    """A scipy.sparse X is trained on as CSR batches: the same selection as its dense twin."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(120, 30)) * (rng.random((120, 30)) < 0.2)
+    dense[:, [4, 11]] = rng.normal(size=(120, 2))
+    y = (dense[:, 4] + dense[:, 11] > 0).astype(int)
+    sparse_fit = fast(n_features_to_select=2, max_epochs=100, hidden_sizes=(32,), random_state=0).fit(scipy.sparse.csr_matrix(dense), y)
+    dense_fit = fast(n_features_to_select=2, max_epochs=100, hidden_sizes=(32,), random_state=0).fit(dense, y)
+    assert np.array_equal(sparse_fit.selected_indices_, dense_fit.selected_indices_)
+    assert set(sparse_fit.selected_indices_) == {4, 11}
+    reduced = sparse_fit.transform(scipy.sparse.csr_matrix(dense))
+    assert scipy.sparse.issparse(reduced) and np.array_equal(reduced.toarray(), dense[:, sparse_fit.get_support()])

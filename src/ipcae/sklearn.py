@@ -214,9 +214,9 @@ class ConcreteSelector(SelectorMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike | None = None) -> ConcreteSelector:
         """Train the selector (and its decoder) on X, with y as labels or target if given."""
         if y is None:
-            X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32], ensure_min_samples=2)
         else:
-            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32], ensure_min_samples=2)
         k = self._check_params(X.shape[1])
         task = self._resolve_task(y)
         rng = check_random_state(self.random_state)
@@ -233,9 +233,9 @@ class ConcreteSelector(SelectorMixin, BaseEstimator):
             # A standardised target keeps the MSE (and so the learning rate) independent of its units.
             target = (target - target.mean()) / (target.std() or 1.0)
         else:
-            target = np.zeros(len(X), dtype=np.int64)
+            target = np.zeros(X.shape[0], dtype=np.int64)
 
-        train, val = self._split(len(X), target if task == "classification" else None, seed)
+        train, val = self._split(X.shape[0], target if task == "classification" else None, seed)
         model, best = self._train(X, target, train, val, task, num_classes, k, seed)
 
         import torch
@@ -285,17 +285,27 @@ class ConcreteSelector(SelectorMixin, BaseEstimator):
         from ipcae.module import FeatureSelectionModule
 
         y_dtype = torch.float32 if task == "regression" else torch.int64
-        # No test split: scoring is the pipeline's business.
-        nothing = (np.empty((0, X.shape[1]), X.dtype), target[:0].copy())
-        splits = Splits.from_arrays(
-            "arrays",
-            (X[train], target[train]),
-            (X[val], target[val]),
-            nothing,
-            feature_names=[f"x{i}" for i in range(X.shape[1])],
-            num_classes=num_classes,
-            y_dtype=y_dtype,
-        )
+        names = [f"x{i}" for i in range(X.shape[1])]
+        if hasattr(X, "tocsr"):
+            # Sparse input stays sparse (CSR batches; see ipcae.data.rows).
+            from ipcae.data.rows import SparseRows
+
+            y_all = torch.as_tensor(target, dtype=y_dtype)
+            parts = [SparseRows.from_scipy(X[rows]) for rows in (train, val, train[:0])]
+            splits = Splits("arrays", parts[0], y_all[train], parts[1], y_all[val], parts[2], y_all[:0],
+                            feature_names=names, num_classes=num_classes)  # fmt: skip
+        else:
+            # No test split: scoring is the pipeline's business.
+            nothing = (np.empty((0, X.shape[1]), X.dtype), target[:0].copy())
+            splits = Splits.from_arrays(
+                "arrays",
+                (X[train], target[train]),
+                (X[val], target[val]),
+                nothing,
+                feature_names=names,
+                num_classes=num_classes,
+                y_dtype=y_dtype,
+            )
         datamodule = InMemoryDataModule.from_splits(splits, batch_size=self.batch_size, k=k, seed=seed)
         if self.method == "ipcae":
             selector = {"_target_": "ipcae.selectors.IndirectSelector", "embedding_dim": self.embedding_dim}
@@ -355,4 +365,5 @@ class ConcreteSelector(SelectorMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False  # without y: reconstruction
+        tags.input_tags.sparse = True  # CSR batches, selection by sparse-dense products
         return tags
