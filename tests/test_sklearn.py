@@ -165,8 +165,9 @@ def test_sparse_input_gives_the_dense_selection() -> None:
     dense = rng.normal(size=(120, 30)) * (rng.random((120, 30)) < 0.2)
     dense[:, [4, 11]] = rng.normal(size=(120, 2))
     y = (dense[:, 4] + dense[:, 11] > 0).astype(int)
-    sparse_fit = fast(n_features_to_select=2, max_epochs=100, hidden_sizes=(32,), random_state=0).fit(scipy.sparse.csr_matrix(dense), y)
-    dense_fit = fast(n_features_to_select=2, max_epochs=100, hidden_sizes=(32,), random_state=0).fit(dense, y)
+    params = {"n_features_to_select": 2, "max_epochs": 100, "hidden_sizes": (32,), "random_state": 0}
+    sparse_fit = fast(**params).fit(scipy.sparse.csr_matrix(dense), y)
+    dense_fit = fast(**params).fit(dense, y)
     assert np.array_equal(sparse_fit.selected_indices_, dense_fit.selected_indices_)
     assert set(sparse_fit.selected_indices_) == {4, 11}
     reduced = sparse_fit.transform(scipy.sparse.csr_matrix(dense))
