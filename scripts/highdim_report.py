@@ -224,9 +224,9 @@ def criteria(frame: pd.DataFrame) -> list[str]:
         r = sparse.iloc[-1]
         if r["status"] == "ok":
             lines.append(
-                f"- D = 10^6 sparse, IP-CAE (P = {r['embedding_dim']}, per-batch noise), {r['epochs']} epochs: peak RSS "
-                f"{r['peak_rss_mb'] / 1024:.2f} GiB (target < 6), {int(r['informative_found'])} of 10 informative "
-                f"features selected (target >= 8), test accuracy {r['test_accuracy']:.3f}."
+                f"- D = 10^6 sparse, IP-CAE (P = {r['embedding_dim']}, per-batch noise), {r['epochs']} epochs: "
+                f"peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB (target < 6), {int(r['informative_found'])} "
+                f"of 10 informative features selected (target >= 8), test accuracy {r['test_accuracy']:.3f}."
             )
         else:
             lines.append(f"- D = 10^6 sparse, IP-CAE: {r['status']}.")
@@ -236,9 +236,8 @@ def criteria(frame: pd.DataFrame) -> list[str]:
             f"- Seconds per epoch against D (sparse, IP-CAE per-batch, D = {', '.join(f'{d:,}' for d in dims)}): "
             f"log-log slope {value:.2f} (target <= 1.2)."
         )
-    dense = frame[
-        (frame.layout == "dense") & (frame.method == "ipcae_per_example") & (frame.d == 100_000) & (frame.status == "ok")
-    ]
+    dense = frame[(frame.layout == "dense") & (frame.method == "ipcae_per_example") & (frame.d == 100_000)]
+    dense = dense[dense.status == "ok"]
     for _, r in dense.sort_values("batch_size").iterrows():
         lines.append(
             f"- D = 10^5 dense, per-example noise, batch {r['batch_size']}: peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB "

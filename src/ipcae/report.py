@@ -25,6 +25,7 @@ import pandas as pd
 
 from ipcae.atomic import write_text_atomic
 from ipcae.paper import DATASETS, METHODS, display_name
+from ipcae.variants import variant_section
 
 
 def config_value(config: dict, dotted: str | None) -> object:
@@ -354,6 +355,7 @@ def build_report(dirs: list[Path], out: Path, figures: Path, csv: Path) -> str:
             "",
         ]
     lines += lambda_section(lambdas)
+    lines += variant_section(dirs)
     settings = runs.groupby(["dataset", "impute", "shuffle", "noise"], dropna=False).size().reset_index(name="runs")
     lines += [
         "## Settings recorded with the runs",

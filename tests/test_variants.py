@@ -1,0 +1,50 @@
+"""The variant search: chosen on validation loss alone, compared with IP-CAE on the same seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ipcae.variants import CANDIDATES, choose, command, main, variant_section
+from ipcae.variants import _runs as runs_in
+
+
+def write_run(root: Path, model: str, overrides: list[str], seed: int, val_loss: float, accuracy: float) -> None:
+    folder = root / f"{model}-{'-'.join(overrides) or 'preset'}-{seed}".replace("/", "_")
+    folder.mkdir(parents=True)
+    result = {
+        "model": model, "dataset": "mice_protein", "task": "classification", "seed": seed,
+        "overrides": overrides, "val": {"loss": val_loss}, "test": {"accuracy": accuracy},
+    }  # fmt: skip
+    (folder / "results.json").write_text(json.dumps(result))
+
+
+def test_the_lowest_validation_loss_is_chosen_whatever_the_test_says(tmp_path: Path, capsys) -> None:
+    write_run(tmp_path, "ipcae", [], 0, 0.30, 0.90)
+    # Lower test accuracy but lower validation loss: chosen. Higher test accuracy: not.
+    write_run(tmp_path, "ipcae", ["model.lr=0.003"], 0, 0.20, 0.85)
+    write_run(tmp_path, "ipcae", ["model.selector.embedding_dim=64"], 0, 0.25, 0.99)
+    write_run(tmp_path, "cae", [], 0, 0.01, 0.99)  # not a candidate
+    runs = runs_in([tmp_path])
+    assert choose(runs, "mice_protein") == ("lr 0.003", 0.20)
+    assert choose(runs, "coil20") is None
+    main(["chosen", str(tmp_path), "--datasets", "mice_protein"])
+    assert capsys.readouterr().out.split() == command("mice_protein", "lr 0.003", [1, 2, 3, 4]).split()
+    assert "model.lr=0.003" in command("mice_protein", "lr 0.003", [0]) and "seed=0" in command("coil20", "P=64", [0])
+    main(["commands", str(tmp_path), "--datasets", "coil20"])
+    assert len(capsys.readouterr().out.splitlines()) == len(CANDIDATES)
+
+
+def test_section_compares_on_the_seeds_both_have(tmp_path: Path) -> None:
+    for seed, (mine, base) in enumerate([(0.95, 0.90), (0.93, 0.92), (0.91, 0.94)]):
+        write_run(tmp_path, "ipcae", ["model.lr=0.003"], seed, 0.2 + seed, mine)
+        write_run(tmp_path, "ipcae", [], seed, 0.3 + seed, base)
+    write_run(tmp_path, "ipcae", [], 3, 0.5, 0.10)  # no variant run on seed 3: left out
+    text = "\n".join(variant_section([tmp_path]))
+    row = next(line for line in text.splitlines() if line.startswith("| mice_protein"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2] == "lr 0.003" and cells[3] == "0.2000" and cells[4] == "0.3000"
+    assert cells[5].startswith("93.00 ± 2.00 (n=3)") and cells[6].startswith("92.00 ± 2.00 (n=3)")
+    assert cells[7] == "+1.00" and cells[8] == "yes"
+    assert "Ahead of IP-CAE on 1 of the 1 datasets" in text
+    assert variant_section([tmp_path / "empty"]) == []
