@@ -155,3 +155,17 @@ def test_lassonet_path_until_k_keeps_the_full_paths_top_k() -> None:
     for k in (2, 5):
         truncated = lassonet_ranking(splits, "classification", seed=0, stop_at=k, **options)
         assert set(truncated[:k].tolist()) == set(full[:k].tolist())
+
+
+def test_lassonet_regression_ranks_by_the_target_not_the_features() -> None:
+    """task=regression fits the numeric target: the columns it depends on come first."""
+    pytest.importorskip("lassonet")
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(300, 12)).astype(np.float32))
+    y = 2 * x[:, 4] - 3 * x[:, 9] + 0.1 * torch.from_numpy(rng.normal(size=300).astype(np.float32))
+    names = [f"f{i}" for i in range(12)]
+    splits = Splits("synthetic", x[:200], y[:200], x[200:250], y[200:250], x[250:], y[250:], names, 0)
+    options = {"hidden_dims": (16,), "M": 10, "lambda_start": 10.0, "path_multiplier": 1.1,
+               "n_iters": (200, 20), "patience": (20, 5)}  # fmt: skip
+    ranking = lassonet_ranking(splits, "regression", seed=0, stop_at=2, **options)
+    assert set(ranking[:2].tolist()) == {4, 9}

@@ -56,9 +56,10 @@ def lassonet_ranking(splits: Splits, task: str, seed: int, stop_at: int | None =
     estimator = LassoNetClassifier if task == "classification" else LassoNetRegressor
     model = estimator(random_state=seed, torch_seed=seed, verbose=0, **options)
     x_train, x_val = dense_features(splits.x_train, "train"), dense_features(splits.x_val, "validation")
-    if task == "classification":
+    if task in ("classification", "regression"):
+        # Class labels, or the numeric target of a regression (one output).
         y_train, y_val = splits.y_train.numpy(), splits.y_val.numpy()
-    else:
+    else:  # reconstruction: the features predict themselves
         y_train, y_val = x_train, x_val
 
     history: list[Any] = []
