@@ -228,6 +228,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         decoder={"_target_": "ipcae.decoders.MLPDecoder", "hidden_sizes": [200]},
         task="classification",
         name=selector_name,
+        lr=args.lr,
     )
     timer = ProgressTimer()
     trainer = L.Trainer(
@@ -239,7 +240,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=[TemperatureAnnealing(start=10.0, end=0.01), timer],
+        callbacks=[TemperatureAnnealing(start=args.temperature_start, end=0.01), timer],
         limit_train_batches=args.steps if args.steps else 1.0,
     )
     trainer.fit(model, datamodule=datamodule)
@@ -296,7 +297,7 @@ def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
         "--embedding-dim", str(args.embedding_dim), "--n-train", str(args.n_train), "--n-val", str(args.n_val),
         "--n-test", str(args.n_test), "--seed", str(args.seed), "--data-seed", str(args.data_seed),
         "--threads", str(args.threads), "--layout", args.layout, "--density", str(args.density),
-        "--steps", str(args.steps),
+        "--steps", str(args.steps), "--lr", str(args.lr), "--temperature-start", str(args.temperature_start),
     ]  # fmt: skip
     if args.max_noise_elements is not None:
         forwarded += ["--max-noise-elements", str(args.max_noise_elements)]
@@ -331,6 +332,8 @@ def run_all(args: argparse.Namespace) -> None:
         "layout": args.layout,
         "density": args.density if args.layout == "sparse" else None,
         "steps_per_epoch_limit": args.steps or None,
+        "lr": args.lr,
+        "temperature_start": args.temperature_start,
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
     for d in dims:
@@ -390,6 +393,8 @@ def main() -> None:
     parser.add_argument("--layout", choices=LAYOUTS, default="dense")
     parser.add_argument("--density", type=float, default=0.01, help="sparse layout: non-zero fraction of noise columns")
     parser.add_argument("--steps", type=int, default=0, help="optimiser steps per epoch (0: all)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (the paper's 1e-3)")
+    parser.add_argument("--temperature-start", type=float, default=10.0, help="annealed to 0.01 (the paper: 10)")
     parser.add_argument("--case-method", help=argparse.SUPPRESS)
     parser.add_argument("--case-d", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

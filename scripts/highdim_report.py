@@ -43,8 +43,12 @@ def load_bench(path: Path) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["batch_size"] = frame["batch_size"].astype(int)
-    frame["steps_per_epoch_limit"] = frame.get("steps_per_epoch_limit", pd.Series([None] * len(frame)))
-    keys = ["layout", "method", "d", "batch_size", "epochs", "steps_per_epoch_limit"]
+    for column, default in (("steps_per_epoch_limit", None), ("lr", 1e-3), ("temperature_start", 10.0)):
+        if column not in frame:
+            frame[column] = default
+        elif default is not None:
+            frame[column] = frame[column].fillna(default)
+    keys = ["layout", "method", "d", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start"]
     return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
 
@@ -56,11 +60,11 @@ def _fmt(value: object, fmt: str) -> str:
 
 def bench_table(frame: pd.DataFrame) -> list[str]:
     lines = [
-        "| layout | method | D | batch | epochs run | status | peak RSS MB | data MB | s / epoch | test acc. | "
-        "informative found (of 10) |",
-        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| layout | method | D | batch | lr | T start | epochs run | status | peak RSS MB | data MB | s / epoch | "
+        "test acc. | informative found (of 10) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    ordered = frame.sort_values(["layout", "method", "d", "batch_size"])
+    ordered = frame.sort_values(["layout", "method", "d", "batch_size", "lr", "temperature_start"])
     for _, r in ordered.iterrows():
         epochs = r.get("epochs_done") if r["status"] == "timeout" else r["epochs"]
         if r["method"] == "lassonet":
@@ -76,7 +80,8 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
             status = f"stopped at the {int(r['time_limit_s'])} s limit"
         found = r.get("informative_found")
         lines.append(
-            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['batch_size']} | {epochs} | {status} | "
+            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['batch_size']} | {r['lr']:g} | "
+            f"{r['temperature_start']:g} | {epochs} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
             f"{_fmt(r.get('seconds_per_epoch'), '.2f')} | {_fmt(r.get('test_accuracy'), '.3f')} | "
             f"{'' if found is None or pd.isna(found) else int(found)} |"
@@ -198,6 +203,18 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
         parts += [f"![time and memory against D]({figure.relative_to(out.parent).as_posix()})", ""]
         plot(frame, figure)
         parts += criteria(frame)
+    tuning_path = bench_path.with_name("highdim_tuning.jsonl")
+    if tuning_path.is_file():
+        tuning = load_bench(tuning_path)
+        parts += [
+            "",
+            "### Step size and starting temperature (IP-CAE, sparse)",
+            "",
+            "Runs that chose the settings of the D = 10^6 case, at a tenth of its width "
+            "(`benchmarks/results/highdim_tuning.jsonl`, same script with `--lr` / `--temperature-start`):",
+            "",
+            *bench_table(tuning),
+        ]
     parts += [
         "",
         "## Real high-dimensional suite",
@@ -220,16 +237,16 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
 def criteria(frame: pd.DataFrame) -> list[str]:
     lines = ["### Against the targets", ""]
     sparse = frame[(frame.layout == "sparse") & (frame.method == "ipcae_per_batch") & (frame.d == 1_000_000)]
-    if len(sparse):
-        r = sparse.iloc[-1]
+    for _, r in sparse.iterrows():
+        settings = f"lr {r['lr']:g}, T {r['temperature_start']:g} -> 0.01"
         if r["status"] == "ok":
             lines.append(
-                f"- D = 10^6 sparse, IP-CAE (P = {r['embedding_dim']}, per-batch noise), {r['epochs']} epochs: "
-                f"peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB (target < 6), {int(r['informative_found'])} "
+                f"- D = 10^6 sparse, IP-CAE (P = {r['embedding_dim']}, per-batch noise, {settings}), {r['epochs']} "
+                f"epochs: peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB (target < 6), {int(r['informative_found'])} "
                 f"of 10 informative features selected (target >= 8), test accuracy {r['test_accuracy']:.3f}."
             )
         else:
-            lines.append(f"- D = 10^6 sparse, IP-CAE: {r['status']}.")
+            lines.append(f"- D = 10^6 sparse, IP-CAE ({settings}): {r['status']}.")
     value, dims = slope(frame, "sparse", "ipcae_per_batch")
     if value is not None:
         lines.append(
