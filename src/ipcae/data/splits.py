@@ -63,8 +63,8 @@ class Splits:
                 bad = x.non_finite()
                 where = ""
             elif isinstance(x, torch.Tensor) and x.is_floating_point():
-                bad = int((~torch.isfinite(x)).sum())
-                where = f" in {int((~torch.isfinite(x)).any(dim=1).sum())} rows" if bad else ""
+                bad, rows = _non_finite(x)
+                where = f" in {rows} rows"
             else:
                 bad = 0
             if bad:
@@ -106,6 +106,23 @@ class Splits:
     @property
     def sizes(self) -> tuple[int, int, int]:
         return (len(self.x_train), len(self.x_val), len(self.x_test))
+
+
+# Rows checked at a time for NaN: bounds the check's own memory (a bool and its count per block) at
+# any width; a whole-matrix check would hold N x D temporaries (an int64 count is twice the data).
+_CHECK_BLOCK_ELEMENTS = 1 << 24
+
+
+def _non_finite(x: torch.Tensor) -> tuple[int, int]:
+    """(NaN or infinite values, rows holding any) of a float matrix, block by block."""
+    bad = rows = 0
+    step = max(1, _CHECK_BLOCK_ELEMENTS // max(x.shape[1], 1)) if x.dim() == 2 else len(x)
+    for start in range(0, len(x), step):
+        block = ~torch.isfinite(x[start : start + step])
+        if block.any():
+            bad += int(block.sum())
+            rows += int(block.reshape(len(block), -1).any(dim=1).sum())
+    return bad, rows
 
 
 SPLIT_SEED = 42
