@@ -450,6 +450,18 @@ def test_nan_or_inf_in_a_split_is_refused_naming_it() -> None:
         Splits("toy", x, y, bad, y, x, y, ["a", "b", "c"], 1)
 
 
+def test_nan_check_counts_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide matrices are checked a few rows at a time: every bad value and row is still counted."""
+    import ipcae.data.splits as splits_module
+
+    monkeypatch.setattr(splits_module, "_CHECK_BLOCK_ELEMENTS", 8)  # two rows of 4 per block
+    x = torch.zeros(7, 4)
+    x[0, 1] = x[0, 2] = x[3, 3] = x[6, 0] = float("nan")
+    x[5, 1] = float("-inf")
+    assert splits_module._non_finite(x) == (5, 4)
+    assert splits_module._non_finite(torch.zeros(7, 4)) == (0, 0)
+
+
 def test_local_files_are_verified_once_against_their_checksum(tmp_path: Path, real_data_dir: Path, monkeypatch) -> None:
     from ipcae.data import download as dl
     from ipcae.data.files import ensure_files
