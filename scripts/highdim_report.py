@@ -48,7 +48,8 @@ def load_bench(path: Path) -> pd.DataFrame:
             frame[column] = default
         elif default is not None:
             frame[column] = frame[column].fillna(default)
-    keys = ["layout", "method", "d", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start"]
+    frame["p"] = frame["embedding_dim"].map(lambda p: "" if p is None or pd.isna(p) else str(int(p)))
+    keys = ["layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start"]
     return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
 
@@ -60,9 +61,9 @@ def _fmt(value: object, fmt: str) -> str:
 
 def bench_table(frame: pd.DataFrame) -> list[str]:
     lines = [
-        "| layout | method | D | batch | lr | T start | epochs run | status | peak RSS MB | data MB | s / epoch | "
+        "| layout | method | D | P | batch | lr | T start | epochs run | status | peak RSS MB | data MB | s / epoch | "
         "test acc. | informative found (of 10) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     ordered = frame.sort_values(["layout", "method", "d", "batch_size", "lr", "temperature_start"])
     for _, r in ordered.iterrows():
@@ -80,7 +81,7 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
             status = f"stopped at the {int(r['time_limit_s'])} s limit"
         found = r.get("informative_found")
         lines.append(
-            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['batch_size']} | {r['lr']:g} | "
+            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {r['lr']:g} | "
             f"{r['temperature_start']:g} | {epochs} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
             f"{_fmt(r.get('seconds_per_epoch'), '.2f')} | {_fmt(r.get('test_accuracy'), '.3f')} | "

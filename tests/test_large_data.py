@@ -264,3 +264,34 @@ def test_cli_sparse_run_equals_the_dense_run(sparse_files: tuple, tmp_path: Path
         # Two of the three informative columns among 400 (chance: about 1 in 10^4), and their signal.
         assert len(set(INFORMATIVE) & set(sparse["selected_indices"])) >= 2
         assert sparse["test"]["accuracy"] >= 0.8
+
+
+def _saved(tmp_path: Path, x: np.ndarray) -> Path:
+    np.save(tmp_path / "x.npy", x)
+    return tmp_path / "x.npy"
+
+
+def _labels(tmp_path: Path, y: np.ndarray) -> Path:
+    np.save(tmp_path / "y.npy", y)
+    return tmp_path / "y.npy"
+
+
+@pytest.mark.parametrize("store", ["dense", "sparse", "mapped"])
+def test_dropped_last_validation_batch_drops_rows_and_labels_alike(store: str, tmp_path: Path) -> None:
+    """The reference's quirk (data.drop_last_val): the same rows of features and labels are left out."""
+    from ipcae.data import InMemoryDataModule
+
+    x, y = sparse_problem(n=150, d=40)
+    labels = str(_labels(tmp_path, y))
+    if store == "sparse":
+        scipy.sparse.save_npz(tmp_path / "x.npz", x)
+        splits = load_splits("table", path=str(tmp_path / "x.npz"), labels=labels, scaling="none")
+    else:
+        path = str(_saved(tmp_path, x.toarray()))
+        splits = load_splits("table", path=path, labels=labels, scaling="none", mmap=store == "mapped")
+    datamodule = InMemoryDataModule.from_splits(splits, batch_size=16, drop_last_val=True)
+    (features, targets), *rest = list(datamodule.val_dataloader())
+    # 30 validation rows: one full batch of 16 is kept, in one evaluation batch.
+    assert not rest and len(targets) == features.shape[0] == 16
+    assert torch.equal(dense_of(features.to_dense()), dense_of(splits.x_val)[:16])
+    assert torch.equal(targets, splits.y_val[:16])

@@ -279,7 +279,7 @@ class InMemoryDataModule(L.LightningDataModule):
         x, y = getattr(s, f"x_{split}"), getattr(s, f"y_{split}")
         if drop_last:
             usable = len(x) // self.batch_size * self.batch_size
-            x, y = (x if isinstance(x, torch.Tensor) else _Prefix(x, usable)), y[:usable]
+            x, y = (x[:usable] if isinstance(x, torch.Tensor) else _Prefix(x, usable)), y[:usable]
         rows = self.eval_batch_size
         if isinstance(x, MappedRows | _Prefix):
             # Batches read from a file are new memory: at most EVAL_BATCH_ELEMENTS values at a time.
