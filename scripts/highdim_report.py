@@ -90,15 +90,23 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def slope(frame: pd.DataFrame, layout: str, method: str) -> tuple[float | None, list[int]]:
-    """Least-squares slope of log(seconds per epoch) against log(D), from :data:`SLOPE_FROM_D` up."""
+def slope(frame: pd.DataFrame, layout: str, method: str) -> tuple[float | None, list[int], str]:
+    """Least-squares slope of log(seconds per epoch) against log(D), from :data:`SLOPE_FROM_D` up,
+    over the series of one setting (the P, learning rate and temperature measured at most widths)."""
     sel = frame[(frame.layout == layout) & (frame.method == method) & (frame.status == "ok")]
     sel = sel[(sel.d >= SLOPE_FROM_D) & sel.seconds_per_epoch.notna() & sel.steps_per_epoch_limit.isna()]
+    sel = sel[sel.epochs == sel.epochs.max()] if len(sel) else sel
+    settings = ["p", "lr", "temperature_start"]
+    if sel.empty:
+        return None, [], ""
+    best = sel.groupby(settings).d.nunique().idxmax()
+    sel = sel[(sel[settings] == pd.Series(best, index=settings)).all(axis=1)]
     sel = sel.sort_values("d").drop_duplicates("d", keep="last")
+    label = f"P = {best[0]}" if best[0] else ""
     if len(sel) < 2:
-        return None, sel.d.astype(int).tolist()
+        return None, sel.d.astype(int).tolist(), label
     fit = np.polyfit(np.log(sel.d.astype(float)), np.log(sel.seconds_per_epoch.astype(float)), 1)
-    return float(fit[0]), sel.d.astype(int).tolist()
+    return float(fit[0]), sel.d.astype(int).tolist(), label
 
 
 def plot(frame: pd.DataFrame, out: Path) -> None:
@@ -109,9 +117,10 @@ def plot(frame: pd.DataFrame, out: Path) -> None:
 
     ok = frame[(frame.status == "ok") & frame.steps_per_epoch_limit.isna() & (frame.method != "lassonet")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (layout, method), group in ok.groupby(["layout", "method"]):
+    ok = ok[(ok.lr == 1e-3) & (ok.temperature_start == 10.0)]
+    for (layout, method, p), group in ok.groupby(["layout", "method", "p"]):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
-        label = f"{method} ({layout})"
+        label = f"{method}{f' P={p}' if p else ''} ({layout})"
         style = "-o" if layout == "sparse" else "--s"
         axes[0].plot(group.d, group.seconds_per_epoch, style, label=label)
         axes[1].plot(group.d, group.peak_rss_mb / 1024, style, label=label)
@@ -245,16 +254,17 @@ def criteria(frame: pd.DataFrame) -> list[str]:
         settings = f"lr {r['lr']:g}, T {r['temperature_start']:g} -> 0.01"
         if r["status"] == "ok":
             lines.append(
-                f"- D = 10^6 sparse, IP-CAE (P = {r['embedding_dim']}, per-batch noise, {settings}), {r['epochs']} "
+                f"- D = 10^6 sparse, IP-CAE (P = {r['p']}, per-batch noise, {settings}), {r['epochs']} "
                 f"epochs: peak RSS {r['peak_rss_mb'] / 1024:.2f} GiB (target < 6), {int(r['informative_found'])} "
                 f"of 10 informative features selected (target >= 8), test accuracy {r['test_accuracy']:.3f}."
             )
         else:
             lines.append(f"- D = 10^6 sparse, IP-CAE ({settings}): {r['status']}.")
-    value, dims = slope(frame, "sparse", "ipcae_per_batch")
+    value, dims, label = slope(frame, "sparse", "ipcae_per_batch")
     if value is not None:
         lines.append(
-            f"- Seconds per epoch against D (sparse, IP-CAE per-batch, D = {', '.join(f'{d:,}' for d in dims)}): "
+            f"- Seconds per epoch against D (sparse, IP-CAE {label} per-batch, "
+            f"D = {', '.join(f'{d:,}' for d in dims)}): "
             f"log-log slope {value:.2f} (target <= 1.2)."
         )
     dense = frame[(frame.layout == "dense") & (frame.method == "ipcae_per_example") & (frame.d == 100_000)]
