@@ -67,7 +67,7 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
     ]
     ordered = frame.sort_values(["layout", "method", "d", "batch_size", "lr", "temperature_start"])
     for _, r in ordered.iterrows():
-        epochs = r.get("epochs_done") if r["status"] == "timeout" else r["epochs"]
+        epochs = int(r["epochs_done"]) if r["status"] == "timeout" else r["epochs"]
         if r["method"] == "lassonet":
             epochs = "path"
         elif isinstance(r.get("steps_per_epoch_limit"), int | float) and not pd.isna(r.get("steps_per_epoch_limit")):
@@ -259,7 +259,10 @@ def criteria(frame: pd.DataFrame) -> list[str]:
                 f"of 10 informative features selected (target >= 8), test accuracy {r['test_accuracy']:.3f}."
             )
         else:
-            lines.append(f"- D = 10^6 sparse, IP-CAE ({settings}): {r['status']}.")
+            lines.append(
+                f"- D = 10^6 sparse, IP-CAE (P = {r['p']}, {settings}): stopped at the {int(r['time_limit_s'])} s "
+                f"limit after {int(r['epochs_done'])} of {r['epochs']} epochs."
+            )
     value, dims, label = slope(frame, "sparse", "ipcae_per_batch")
     if value is not None:
         lines.append(
