@@ -44,6 +44,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,27 @@ class ProgressTimer(EpochTimer):
         print(f"EPOCH_SECONDS {self.epoch_seconds[-1]:.4f}", file=sys.stderr, flush=True)
 
 
+class LoadSampler:
+    """Samples the 1-minute load average while a case runs: timings are comparable only between cases run
+    on an equally busy machine (one case alone on its core reads about 1)."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.samples: list[float] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every_s: float) -> None:
+        self.samples.append(os.getloadavg()[0])
+        while not self._done.wait(every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> float | None:
+        self._done.set()
+        self._thread.join()
+        return round(sum(self.samples) / len(self.samples), 2) if self.samples else None
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -344,6 +366,7 @@ def run_all(args: argparse.Namespace) -> None:
                 "embedding_dim": args.embedding_dim if method.startswith("ipcae") else None,
             }
             started = time.perf_counter()
+            load = LoadSampler()
             try:
                 done = subprocess.run(
                     case_command(args, method, d), capture_output=True, text=True, env=env, timeout=args.time_limit
@@ -365,6 +388,7 @@ def run_all(args: argparse.Namespace) -> None:
                     seconds_per_epoch=round(sum(seconds) / len(seconds), 3) if seconds else None,
                 )
             record["wall_seconds"] = round(time.perf_counter() - started, 2)
+            record["mean_load_1min"] = load.stop()
             record.update(common)
             with out.open("a") as f:
                 f.write(json.dumps(record) + "\n")
