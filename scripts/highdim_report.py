@@ -43,6 +43,12 @@ def load_bench(path: Path) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["batch_size"] = frame["batch_size"].astype(int)
+    if "mean_load_1min" not in frame:
+        frame["mean_load_1min"] = None
+    # The median: an epoch slowed by another job on the shared cores does not move it.
+    frame["median_epoch_seconds"] = frame["epoch_seconds"].map(
+        lambda seconds: float(np.median(seconds)) if isinstance(seconds, list) and seconds else None
+    )
     for column, default in (("steps_per_epoch_limit", None), ("lr", 1e-3), ("temperature_start", 10.0)):
         if column not in frame:
             frame[column] = default
@@ -61,9 +67,9 @@ def _fmt(value: object, fmt: str) -> str:
 
 def bench_table(frame: pd.DataFrame) -> list[str]:
     lines = [
-        "| layout | method | D | P | batch | lr | T start | epochs run | status | peak RSS MB | data MB | s / epoch | "
-        "test acc. | informative found (of 10) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| layout | method | D | P | batch | lr | T start | epochs run | status | peak RSS MB | data MB | "
+        "s / epoch (median) | load | test acc. | informative found (of 10) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     ordered = frame.sort_values(["layout", "method", "d", "batch_size", "lr", "temperature_start"])
     for _, r in ordered.iterrows():
@@ -84,29 +90,38 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
             f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {r['lr']:g} | "
             f"{r['temperature_start']:g} | {epochs} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
-            f"{_fmt(r.get('seconds_per_epoch'), '.2f')} | {_fmt(r.get('test_accuracy'), '.3f')} | "
+            f"{_fmt(r.get('median_epoch_seconds'), '.2f')} | {_fmt(r.get('mean_load_1min'), '.2f')} | "
+            f"{_fmt(r.get('test_accuracy'), '.3f')} | "
             f"{'' if found is None or pd.isna(found) else int(found)} |"
         )
     return lines
 
 
-def slope(frame: pd.DataFrame, layout: str, method: str) -> tuple[float | None, list[int], str]:
-    """Least-squares slope of log(seconds per epoch) against log(D), from :data:`SLOPE_FROM_D` up,
-    over the series of one setting (the P, learning rate and temperature measured at most widths)."""
+def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
+    """Least-squares slope of log(median seconds per epoch) against log(D), from :data:`SLOPE_FROM_D` up, for
+    every series of one setting (P, learning rate, temperature, epochs) measured at three widths or more,
+    with the busiest mean load average among its cases (1 is one case alone on the machine)."""
     sel = frame[(frame.layout == layout) & (frame.method == method) & (frame.status == "ok")]
     sel = sel[(sel.d >= SLOPE_FROM_D) & sel.seconds_per_epoch.notna() & sel.steps_per_epoch_limit.isna()]
-    sel = sel[sel.epochs == sel.epochs.max()] if len(sel) else sel
-    settings = ["p", "lr", "temperature_start"]
-    if sel.empty:
-        return None, [], ""
-    best = sel.groupby(settings).d.nunique().idxmax()
-    sel = sel[(sel[settings] == pd.Series(best, index=settings)).all(axis=1)]
-    sel = sel.sort_values("d").drop_duplicates("d", keep="last")
-    label = f"P = {best[0]}" if best[0] else ""
-    if len(sel) < 2:
-        return None, sel.d.astype(int).tolist(), label
-    fit = np.polyfit(np.log(sel.d.astype(float)), np.log(sel.seconds_per_epoch.astype(float)), 1)
-    return float(fit[0]), sel.d.astype(int).tolist(), label
+    series = []
+    for (p, lr, temperature, epochs), group in sel.groupby(["p", "lr", "temperature_start", "epochs"]):
+        group = group.sort_values("d").drop_duplicates("d", keep="last")
+        if len(group) < 3:
+            continue
+        fit = np.polyfit(np.log(group.d.astype(float)), np.log(group.median_epoch_seconds.astype(float)), 1)
+        load = group.mean_load_1min
+        series.append(
+            {
+                "p": p,
+                "lr": lr,
+                "temperature_start": temperature,
+                "epochs": int(epochs),
+                "dims": group.d.astype(int).tolist(),
+                "slope": float(fit[0]),
+                "max_load": None if load.isna().any() else float(load.max()),
+            }
+        )
+    return series
 
 
 def plot(frame: pd.DataFrame, out: Path) -> None:
@@ -122,7 +137,7 @@ def plot(frame: pd.DataFrame, out: Path) -> None:
         group = group.sort_values("d").drop_duplicates("d", keep="last")
         label = f"{method}{f' P={p}' if p else ''} ({layout})"
         style = "-o" if layout == "sparse" else "--s"
-        axes[0].plot(group.d, group.seconds_per_epoch, style, label=label)
+        axes[0].plot(group.d, group.median_epoch_seconds, style, label=label)
         axes[1].plot(group.d, group.peak_rss_mb / 1024, style, label=label)
     for ax, ylabel in zip(axes, ("seconds per epoch", "peak resident memory (GiB)"), strict=True):
         ax.set_xscale("log")
@@ -199,9 +214,10 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
         "layout: noise columns 1 % non-zero, the informative ones dense. `data MB` is the data's own size "
         "(dense float32, or the CSR arrays). Test accuracy after the last epoch; 'informative found' counts the "
         "10 true features among the K selected. The informative features 8 and 9 enter the target through even "
-        "functions (x^2, |x|): they carry no linear signal, and a selector finds them last if at all. Cases ran "
-        "beside other single-thread jobs on the same two cores, so seconds per epoch include some contention; "
-        "memory does not depend on it.",
+        "functions (x^2, |x|): they carry no linear signal, and a selector finds them last if at all. Seconds per "
+        "epoch are the median over the case's epochs; `load` is the mean 1-minute load average while the case ran "
+        "(about 1: alone on the machine; about 2: beside another single-thread job on the two cores; blank: not "
+        "recorded, and most of those cases shared the cores). Memory does not depend on the load.",
         "",
     ]
     if frame.empty:
@@ -250,6 +266,8 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
 def criteria(frame: pd.DataFrame) -> list[str]:
     lines = ["### Against the targets", ""]
     sparse = frame[(frame.layout == "sparse") & (frame.method == "ipcae_per_batch") & (frame.d == 1_000_000)]
+    # The target is set for 20 epochs; shorter cases at 10^6 are timing runs.
+    sparse = sparse[sparse.epochs >= 20]
     for _, r in sparse.iterrows():
         settings = f"lr {r['lr']:g}, T {r['temperature_start']:g} -> 0.01"
         if r["status"] == "ok":
@@ -263,12 +281,17 @@ def criteria(frame: pd.DataFrame) -> list[str]:
                 f"- D = 10^6 sparse, IP-CAE (P = {r['p']}, {settings}): stopped at the {int(r['time_limit_s'])} s "
                 f"limit after {int(r['epochs_done'])} of {r['epochs']} epochs."
             )
-    value, dims, label = slope(frame, "sparse", "ipcae_per_batch")
-    if value is not None:
+    for series in slopes(frame, "sparse", "ipcae_per_batch"):
+        load = series["max_load"]
+        busy = (
+            "load average not recorded (these cases shared the two cores with other jobs)"
+            if load is None
+            else f"load average at most {load:.2f} during its cases"
+        )
         lines.append(
-            f"- Seconds per epoch against D (sparse, IP-CAE {label} per-batch, "
-            f"D = {', '.join(f'{d:,}' for d in dims)}): "
-            f"log-log slope {value:.2f} (target <= 1.2)."
+            f"- Median seconds per epoch against D (sparse, IP-CAE P = {series['p']} per-batch, "
+            f"{series['epochs']} epochs, D = {', '.join(f'{d:,}' for d in series['dims'])}; {busy}): "
+            f"log-log slope {series['slope']:.2f} (target <= 1.2)."
         )
     dense = frame[(frame.layout == "dense") & (frame.method == "ipcae_per_example") & (frame.d == 100_000)]
     dense = dense[dense.status == "ok"]

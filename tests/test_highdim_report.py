@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_page_is_generated_from_the_committed_results(tmp_path: Path) -> None:
+def _report_module():
     spec = importlib.util.spec_from_file_location("highdim_report", ROOT / "scripts" / "highdim_report.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_page_is_generated_from_the_committed_results(tmp_path: Path) -> None:
+    module = _report_module()
     out = tmp_path / "highdim.md"
     text = module.build(
         ROOT / "benchmarks" / "results" / "highdim.jsonl",
@@ -27,3 +35,37 @@ def test_page_is_generated_from_the_committed_results(tmp_path: Path) -> None:
         module.load_bench(ROOT / "benchmarks" / "results" / "highdim.jsonl")
     )
     assert len(cases) >= 1 and "| ALLAML | 7,129 |" in text
+
+
+def test_time_slope_per_series_uses_median_epochs_and_reports_the_load(tmp_path: Path) -> None:
+    """Each setting's series gets its own slope; an epoch slowed by another job does not move it."""
+    module = _report_module()
+    base = {"layout": "sparse", "method": "ipcae_per_batch", "status": "ok", "embedding_dim": 64, "batch_size": 128}
+    lines = []
+    for d in (10_000, 100_000, 1_000_000):
+        seconds = d / 10_000
+        # Quiet series, 3 epochs: time exactly linear in D, one epoch slowed 5x (the median ignores it).
+        lines.append(
+            {
+                **base,
+                "d": d,
+                "epochs": 3,
+                "epoch_seconds": [seconds, 5 * seconds, seconds],
+                "seconds_per_epoch": 7 * seconds / 3,
+                "mean_load_1min": 1.0 + d / 10**7,
+            }
+        )
+        # An older series without load records: time quadratic in D.
+        lines.append({**base, "d": d, "epochs": 20, "epoch_seconds": [seconds**2], "seconds_per_epoch": seconds**2})
+    # Two widths only: no series.
+    for d in (10_000, 100_000):
+        lines.append(
+            {**base, "d": d, "epochs": 5, "embedding_dim": 16, "epoch_seconds": [1.0], "seconds_per_epoch": 1.0}
+        )
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    series = {s["epochs"]: s for s in module.slopes(module.load_bench(path), "sparse", "ipcae_per_batch")}
+    assert sorted(series) == [3, 20]
+    assert series[3]["slope"] == pytest.approx(1.0) and series[3]["max_load"] == pytest.approx(1.1)
+    assert series[20]["slope"] == pytest.approx(2.0) and series[20]["max_load"] is None
+    assert series[3]["dims"] == [10_000, 100_000, 1_000_000]
