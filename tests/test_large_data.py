@@ -128,6 +128,19 @@ def test_sparse_npz_stays_sparse_with_the_dense_split(sparse_files: tuple) -> No
     assert all(len(torch.unique(getattr(sparse, f"y_{s}"))) == 2 for s in ("train", "val", "test"))
 
 
+@pytest.mark.parametrize("fmt", ["csc", "coo", "bsr", "dia"])
+def test_every_save_npz_format_reads_as_the_same_sparse_rows(sparse_files: tuple, fmt: str) -> None:
+    """save_npz writes csr, csc, bsr, coo or dia; each holds different arrays and all are the same matrix."""
+    path, labels, x, _y = sparse_files
+    other = path.with_name(f"x_{fmt}.npz")
+    scipy.sparse.save_npz(other, x.asformat(fmt))
+    want = load_splits("table", path=str(path), labels=str(labels), scaling="none")
+    got = load_splits("table", path=str(other), labels=str(labels), scaling="none")
+    assert isinstance(got.x_train, SparseRows)
+    for split in ("train", "val", "test"):
+        assert torch.equal(dense_of(getattr(got, f"x_{split}")), dense_of(getattr(want, f"x_{split}")))
+
+
 def test_sparse_scaling_keeps_zeros_and_is_fitted_on_training_rows(sparse_files: tuple) -> None:
     path, labels, _x, _ = sparse_files
     splits = load_splits("table", path=str(path), labels=str(labels))  # scaling=standard

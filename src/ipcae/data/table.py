@@ -56,8 +56,9 @@ TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat")
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 FORMATS = (*TEXT_SUFFIXES, ".parquet", ".pq", ".npy", ".npz", ".mat", ".h5ad", ".mtx")
 MMAP_CHOICES = ("auto", True, False)
-# The arrays of a scipy.sparse.save_npz file.
-SPARSE_NPZ_KEYS = {"data", "indices", "indptr", "shape", "format"}
+# The arrays every scipy.sparse.save_npz file holds, whatever its format (csr, csc, bsr: indices and
+# indptr besides; coo: row and col; dia: offsets).
+SPARSE_NPZ_KEYS = {"data", "shape", "format"}
 DELIMITER_NAMES = {
     "comma": ",",
     "tab": "\t",
