@@ -157,3 +157,23 @@ def test_every_method_dataset_and_variant_that_ran_gets_its_row(tmp_path: Path) 
     assert any(x.startswith("| STG | MNIST | not run | 92.29 ± 0.30 |") for x in lines)
     assert "| - |" not in text
     assert (tmp_path / "f" / "my_table_classification_curves.png").is_file()
+
+
+def test_results_written_before_the_reported_field_report_by_the_selectors_rule(tmp_path: Path) -> None:
+    """An older results.json without ``reported``: a SAND run (its joint decoder reads all D features)
+    stands for the method through its retrained decoder, an IP-CAE run through its joint one."""
+    store = tmp_path / "store"
+    for model, target, accuracy in (
+        ("sand", "ipcae.selectors.SANDSelector", 0.4),
+        ("ipcae", "ipcae.selectors.IndirectSelector", 0.9),
+    ):
+        path = write_run(store, model, "mice_protein", 0, accuracy) / "results.json"
+        r = json.loads(path.read_text())
+        r.pop("reported", None)
+        r.update(n_features=77, k=10, retrained={"accuracy": 0.95, "loss": 0.1, "val_loss": 0.2})
+        r["config"]["model"]["selector"] = {"_target_": target}
+        path.write_text(json.dumps(r))
+    text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
+    assert "| SAND | Mice | 95.00 ± 0.00 (n=1) |" in text
+    assert "| 40.00 ± 0.00 (n=1) | 95.00 ± 0.00 (n=1) |" in text
+    assert "| IP-CAE | Mice | 90.00 ± 0.00 (n=1) |" in text
