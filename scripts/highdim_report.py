@@ -43,13 +43,12 @@ def load_bench(path: Path) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["batch_size"] = frame["batch_size"].astype(int)
-    if "mean_load_1min" not in frame:
-        frame["mean_load_1min"] = None
     # The median: an epoch slowed by another job on the shared cores does not move it.
     frame["median_epoch_seconds"] = frame["epoch_seconds"].map(
         lambda seconds: float(np.median(seconds)) if isinstance(seconds, list) and seconds else None
     )
-    for column, default in (("steps_per_epoch_limit", None), ("lr", 1e-3), ("temperature_start", 10.0)):
+    defaults = (("steps_per_epoch_limit", None), ("mean_load_1min", None), ("lr", 1e-3), ("temperature_start", 10.0))
+    for column, default in defaults:
         if column not in frame:
             frame[column] = default
         elif default is not None:

@@ -177,3 +177,16 @@ def test_results_written_before_the_reported_field_report_by_the_selectors_rule(
     assert "| SAND | Mice | 95.00 ± 0.00 (n=1) |" in text
     assert "| 40.00 ± 0.00 (n=1) | 95.00 ± 0.00 (n=1) |" in text
     assert "| IP-CAE | Mice | 90.00 ± 0.00 (n=1) |" in text
+
+
+def test_a_results_file_naming_foreign_code_builds_nothing(tmp_path: Path) -> None:
+    """The fallback builds only this package's selectors: a _target_ elsewhere is never imported or called."""
+    store = tmp_path / "store"
+    marker = tmp_path / "ran"
+    path = write_run(store, "sand", "mice_protein", 0, 0.4) / "results.json"
+    r = json.loads(path.read_text())
+    r.update(n_features=77, k=10, retrained={"accuracy": 0.95, "loss": 0.1, "val_loss": 0.2})
+    r["config"]["model"]["selector"] = {"_target_": "os.system", "command": f"touch {marker}"}
+    path.write_text(json.dumps(r))
+    text = build_report([store], tmp_path / "r.md", tmp_path / "f", tmp_path / "r.csv")
+    assert "| SAND | Mice | 40.00 ± 0.00 (n=1) |" in text and not marker.exists()

@@ -45,13 +45,17 @@ def reported_decoder(r: dict) -> str:
     """
     if "reported" in r:
         return r["reported"]
-    spec = (r.get("config") or {}).get("model", {}).get("selector")
+    spec = dict((r.get("config") or {}).get("model", {}).get("selector") or {})
     if not spec or not r.get("retrained"):
         return "joint"
-    from hydra.utils import instantiate
+    # Only a selector class of this package is built: a results file never names code to run.
+    import ipcae.selectors
 
-    selector = instantiate(spec, num_features=r["n_features"], k=r["k"])
-    return "retrained" if selector.out_features != selector.k else "joint"
+    cls = getattr(ipcae.selectors, str(spec.pop("_target_", "")).rpartition(".")[2], None)
+    if not (isinstance(cls, type) and issubclass(cls, ipcae.selectors.FeatureSelector)):
+        return "joint"
+    selector = cls(num_features=r["n_features"], k=r["k"], **spec)
+    return "retrained" if selector.reports_retrained else "joint"
 
 
 def run_row(path: Path, r: dict) -> dict:

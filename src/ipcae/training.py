@@ -179,9 +179,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     timer = next((c for c in callbacks if hasattr(c, "epoch_seconds")), None)
     indices = model.selector.selected_indices().cpu().tolist()
     extra: dict[str, Any] = {}
-    # A selector whose decoder sees more than its K features (gates) is only comparable through a
-    # decoder retrained on the K; that is then the number it reports.
-    sees_all = model.selector.out_features != model.selector.k
+    sees_all = model.selector.reports_retrained
     if cfg.get("retrain") or sees_all:
         extra["retrained"] = retrain_decoder(cfg, datamodule, indices, model.task)
     if point is not None:

@@ -56,6 +56,12 @@ class FeatureSelector(nn.Module, ABC):
         """Width of what the decoder receives (K unless the selector passes all D features, as gates do)."""
         return self.k
 
+    @property
+    def reports_retrained(self) -> bool:
+        """Whether the method is reported through a decoder retrained on its K features: its joint decoder
+        reads more than K (gates, SAND's noisy input, a masked top-k) and would not compare."""
+        return self.out_features != self.k
+
     def forward(self, x: Tensor) -> Tensor:
         if not self.accepts_sparse and is_sparse(x):
             x = x.to_dense()
