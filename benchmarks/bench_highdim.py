@@ -219,6 +219,8 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         selector = {"_target_": SELECTORS[selector_name], "noise": noise}
     if selector_name == "ipcae":
         selector["embedding_dim"] = args.embedding_dim
+    if args.diversity_weight and selector_name in SELECTORS:
+        selector["diversity_weight"] = args.diversity_weight
     if args.max_noise_elements is not None and selector_name in SELECTORS:
         selector["max_noise_elements"] = args.max_noise_elements
     model = FeatureSelectionModule(
@@ -320,6 +322,7 @@ def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
         "--n-test", str(args.n_test), "--seed", str(args.seed), "--data-seed", str(args.data_seed),
         "--threads", str(args.threads), "--layout", args.layout, "--density", str(args.density),
         "--steps", str(args.steps), "--lr", str(args.lr), "--temperature-start", str(args.temperature_start),
+        "--diversity-weight", str(args.diversity_weight),
     ]  # fmt: skip
     if args.max_noise_elements is not None:
         forwarded += ["--max-noise-elements", str(args.max_noise_elements)]
@@ -356,6 +359,7 @@ def run_all(args: argparse.Namespace) -> None:
         "steps_per_epoch_limit": args.steps or None,
         "lr": args.lr,
         "temperature_start": args.temperature_start,
+        "diversity_weight": args.diversity_weight,
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
     for d in dims:
@@ -419,6 +423,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="optimiser steps per epoch (0: all)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (the paper's 1e-3)")
     parser.add_argument("--temperature-start", type=float, default=10.0, help="annealed to 0.01 (the paper: 10)")
+    parser.add_argument(
+        "--diversity-weight", type=float, default=0.0, help="IP-CAE / CAE: lambda of the GJSD diversity term (0: none)"
+    )
     parser.add_argument("--case-method", help=argparse.SUPPRESS)
     parser.add_argument("--case-d", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
