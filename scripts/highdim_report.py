@@ -47,14 +47,25 @@ def load_bench(path: Path) -> pd.DataFrame:
     frame["median_epoch_seconds"] = frame["epoch_seconds"].map(
         lambda seconds: float(np.median(seconds)) if isinstance(seconds, list) and seconds else None
     )
-    defaults = (("steps_per_epoch_limit", None), ("mean_load_1min", None), ("lr", 1e-3), ("temperature_start", 10.0))
+    defaults = (
+        ("steps_per_epoch_limit", None),
+        ("mean_load_1min", None),
+        ("lr", 1e-3),
+        ("temperature_start", 10.0),
+        ("diversity_weight", 0.0),
+        ("seed", 0),
+    )
     for column, default in defaults:
         if column not in frame:
             frame[column] = default
         elif default is not None:
             frame[column] = frame[column].fillna(default)
     frame["p"] = frame["embedding_dim"].map(lambda p: "" if p is None or pd.isna(p) else str(int(p)))
-    keys = ["layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start"]
+    frame["seed"] = frame["seed"].astype(int)
+    keys = [
+        "layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start",
+        "diversity_weight", "seed",
+    ]  # fmt: skip
     return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
 
@@ -66,11 +77,14 @@ def _fmt(value: object, fmt: str) -> str:
 
 def bench_table(frame: pd.DataFrame) -> list[str]:
     lines = [
-        "| layout | method | D | P | batch | lr | T start | epochs run | status | peak RSS MB | data MB | "
-        "s / epoch (median) | load | test acc. | informative found (of 10) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| layout | method | D | P | batch | lr | T start | GJSD λ | seed | epochs run | status | peak RSS MB | "
+        "data MB | s / epoch (median) | load | test acc. | informative found (of 10) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
-    ordered = frame.sort_values(["layout", "method", "d", "batch_size", "lr", "temperature_start"])
+    ordered = frame.sort_values(
+        ["layout", "method", "d", "batch_size", "lr", "temperature_start", "diversity_weight", "seed"]
+    )
     for _, r in ordered.iterrows():
         epochs = int(r["epochs_done"]) if r["status"] == "timeout" else r["epochs"]
         if r["method"] == "lassonet":
@@ -87,7 +101,7 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
         found = r.get("informative_found")
         lines.append(
             f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {r['lr']:g} | "
-            f"{r['temperature_start']:g} | {epochs} | {status} | "
+            f"{r['temperature_start']:g} | {r['diversity_weight']:g} | {r['seed']} | {epochs} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
             f"{_fmt(r.get('median_epoch_seconds'), '.2f')} | {_fmt(r.get('mean_load_1min'), '.2f')} | "
             f"{_fmt(r.get('test_accuracy'), '.3f')} | "
@@ -102,6 +116,7 @@ def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
     with the busiest mean load average among its cases (1 is one case alone on the machine)."""
     sel = frame[(frame.layout == layout) & (frame.method == method) & (frame.status == "ok")]
     sel = sel[(sel.d >= SLOPE_FROM_D) & sel.seconds_per_epoch.notna() & sel.steps_per_epoch_limit.isna()]
+    sel = sel[sel.diversity_weight == 0]  # the method itself; the GJSD term adds its own cost
     series = []
     for (p, lr, temperature, epochs), group in sel.groupby(["p", "lr", "temperature_start", "epochs"]):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
@@ -131,7 +146,7 @@ def plot(frame: pd.DataFrame, out: Path) -> None:
 
     ok = frame[(frame.status == "ok") & frame.steps_per_epoch_limit.isna() & (frame.method != "lassonet")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    ok = ok[(ok.lr == 1e-3) & (ok.temperature_start == 10.0)]
+    ok = ok[(ok.lr == 1e-3) & (ok.temperature_start == 10.0) & (ok.diversity_weight == 0) & (ok.seed == 0)]
     for (layout, method, p), group in ok.groupby(["layout", "method", "p"]):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
         label = f"{method}{f' P={p}' if p else ''} ({layout})"
@@ -269,6 +284,10 @@ def criteria(frame: pd.DataFrame) -> list[str]:
     sparse = sparse[sparse.epochs >= 20]
     for _, r in sparse.iterrows():
         settings = f"lr {r['lr']:g}, T {r['temperature_start']:g} -> 0.01"
+        if r["diversity_weight"]:
+            settings += f", GJSD λ {r['diversity_weight']:g}"
+        if r["seed"]:
+            settings += f", seed {r['seed']}"
         if r["status"] == "ok":
             lines.append(
                 f"- D = 10^6 sparse, IP-CAE (P = {r['p']}, per-batch noise, {settings}), {r['epochs']} "

@@ -69,3 +69,27 @@ def test_time_slope_per_series_uses_median_epochs_and_reports_the_load(tmp_path:
     assert series[3]["slope"] == pytest.approx(1.0) and series[3]["max_load"] == pytest.approx(1.1)
     assert series[20]["slope"] == pytest.approx(2.0) and series[20]["max_load"] is None
     assert series[3]["dims"] == [10_000, 100_000, 1_000_000]
+
+
+def test_seeds_and_diversity_weights_are_cases_of_their_own(tmp_path: Path) -> None:
+    """A case run again with another training seed or GJSD lambda is a new row, not a replacement; a rerun of
+    the same case replaces the earlier line."""
+    module = _report_module()
+    base = {"layout": "sparse", "method": "ipcae_per_batch", "status": "ok", "embedding_dim": 64, "batch_size": 128,
+            "d": 100_000, "epochs": 20, "epoch_seconds": [1.0], "seconds_per_epoch": 1.0}  # fmt: skip
+    lines = [
+        {**base, "informative_found": 5},  # an older record: no seed or lambda field (seed 0, no GJSD term)
+        {**base, "seed": 0, "diversity_weight": 0.0, "informative_found": 6},  # the same case again
+        {**base, "seed": 1, "diversity_weight": 0.0, "informative_found": 7},
+        {**base, "seed": 0, "diversity_weight": 1.0, "informative_found": 8},
+    ]
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    frame = module.load_bench(path)
+    assert sorted(zip(frame.seed, frame.diversity_weight, frame.informative_found, strict=True)) == [
+        (0, 0.0, 6),
+        (0, 1.0, 8),
+        (1, 0.0, 7),
+    ]
+    rows = [line for line in module.bench_table(frame) if line.startswith("| sparse")]
+    assert [row.split(" | ")[7:9] for row in rows] == [["0", "0"], ["0", "1"], ["1", "0"]]
