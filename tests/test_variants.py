@@ -19,6 +19,11 @@ def write_run(root: Path, model: str, overrides: list[str], seed: int, val_loss:
     (folder / "results.json").write_text(json.dumps(result))
 
 
+def write_candidate(root: Path, name: str, seed: int, val_loss: float, accuracy: float) -> None:
+    model, overrides = CANDIDATES[name]
+    write_run(root, model, list(overrides), seed, val_loss, accuracy)
+
+
 def test_the_lowest_validation_loss_is_chosen_whatever_the_test_says(tmp_path: Path, capsys) -> None:
     write_run(tmp_path, "ipcae", [], 0, 0.30, 0.90)
     # Lower test accuracy but lower validation loss: chosen. Higher test accuracy: not.
@@ -28,6 +33,13 @@ def test_the_lowest_validation_loss_is_chosen_whatever_the_test_says(tmp_path: P
     runs = runs_in([tmp_path])
     assert choose(runs, "mice_protein") == ("lr 0.003", 0.20)
     assert choose(runs, "coil20") is None
+    # Two of eight candidates have run: the leader is provisional and nothing runs on more seeds.
+    main(["chosen", str(tmp_path), "--datasets", "mice_protein"])
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"2 of {len(CANDIDATES)} candidates" in captured.err
+    for name in CANDIDATES:
+        if name not in ("lr 0.003", "P=64"):
+            write_candidate(tmp_path, name, 0, 0.40, 0.99)
     main(["chosen", str(tmp_path), "--datasets", "mice_protein"])
     assert capsys.readouterr().out.split() == command("mice_protein", "lr 0.003", [1, 2, 3, 4]).split()
     assert "model.lr=0.003" in command("mice_protein", "lr 0.003", [0]) and "seed=0" in command("coil20", "P=64", [0])
@@ -40,9 +52,21 @@ def test_section_compares_on_the_seeds_both_have(tmp_path: Path) -> None:
         write_run(tmp_path, "ipcae", ["model.lr=0.003"], seed, 0.2 + seed, mine)
         write_run(tmp_path, "ipcae", [], seed, 0.3 + seed, base)
     write_run(tmp_path, "ipcae", [], 3, 0.5, 0.10)  # no variant run on seed 3: left out
-    text = "\n".join(variant_section([tmp_path]))
-    row = next(line for line in text.splitlines() if line.startswith("| mice_protein"))
-    cells = [c.strip() for c in row.strip("|").split("|")]
+
+    def row_cells() -> tuple[list[str], str]:
+        text = "\n".join(variant_section([tmp_path]))
+        row = next(line for line in text.splitlines() if line.startswith("| mice_protein"))
+        return [c.strip() for c in row.strip("|").split("|")], text
+
+    # One candidate of eight: a provisional leader, not counted in the verdict.
+    cells, text = row_cells()
+    assert cells[1] == "1" and cells[2] == f"lr 0.003 (provisional: 1 of {len(CANDIDATES)} run)"
+    assert cells[8] == "not yet" and "Ahead of IP-CAE on 0 of the 0 datasets" in text
+    for name in CANDIDATES:
+        if name != "lr 0.003":
+            write_candidate(tmp_path, name, 0, 0.90, 0.99)
+    cells, text = row_cells()
+    assert cells[1] == str(len(CANDIDATES))
     assert cells[2] == "lr 0.003" and cells[3] == "0.2000" and cells[4] == "0.3000"
     assert cells[5].startswith("93.00 ± 2.00 (n=3)") and cells[6].startswith("92.00 ± 2.00 (n=3)")
     assert cells[7] == "+1.00" and cells[8] == "yes"

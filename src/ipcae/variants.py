@@ -5,8 +5,9 @@ schedule, learning rate, the top-k subset sampler on the indirect parameterisati
 The search is two-staged and never looks at test numbers to choose:
 
 1. every candidate runs on seed 0 of each dataset (``python -m ipcae.variants commands``);
-2. per dataset the candidate with the lowest validation loss (of its checkpoint, the paper's
-   model-selection criterion) is chosen (``python -m ipcae.variants chosen``) and runs on seeds 1-4.
+2. per dataset, once every candidate has its seed-0 run, the one with the lowest validation loss (of
+   its checkpoint, the paper's model-selection criterion) is chosen (``python -m ipcae.variants
+   chosen``) and runs on seeds 1-4. Before that the leader is provisional and nothing more runs.
 
 :func:`variant_section` reports the outcome in docs/results.md: per dataset the chosen variant's
 test accuracy (mean ± sd over seeds) against IP-CAE's on the same seeds, and whether the variant is
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,11 @@ def choose(runs: list[Run], dataset: str) -> tuple[str, float] | None:
     return name, loss
 
 
+def tried(runs: list[Run], dataset: str) -> set[str]:
+    """The candidates with a seed-0 run on ``dataset``."""
+    return {candidate_of(r) for r in runs if r.dataset == dataset and r.seed == SELECTION_SEED} - {None}
+
+
 def command(dataset: str, name: str, seeds: Iterable[int]) -> str:
     model, overrides = CANDIDATES[name]
     seed_list = ",".join(str(s) for s in seeds)
@@ -123,12 +130,14 @@ def variant_section(dirs: Iterable[Path]) -> list[str]:
     ]
     ahead = compared = 0
     for dataset in DATASETS:
-        tried = {candidate_of(r) for r in runs if r.dataset == dataset and r.seed == SELECTION_SEED} - {None}
+        ran = len(tried(runs, dataset))
+        complete = ran == len(CANDIDATES)
         chosen = choose(runs, dataset)
         if chosen is None:
             lines.append(f"| {dataset} | 0 | not run | | | | | | |")
             continue
         name, loss = chosen
+        label = name if complete else f"{name} (provisional: {ran} of {len(CANDIDATES)} run)"
         base_loss = [
             r.val_loss
             for r in runs
@@ -147,16 +156,17 @@ def variant_section(dirs: Iterable[Path]) -> list[str]:
         }
         seeds = sorted(set(mine) & set(base))
         if not seeds:
-            lines.append(f"| {dataset} | {len(tried)} | {name} | {loss:.4f} | {base_text} | | | | |")
+            lines.append(f"| {dataset} | {ran} | {label} | {loss:.4f} | {base_text} | | | | |")
             continue
         a, b = [mine[s] for s in seeds], [base[s] for s in seeds]
         diff = 100 * (np.mean(a) - np.mean(b))
-        compared += 1
-        ahead += diff > 0
+        if complete:
+            compared += 1
+            ahead += diff > 0
+        verdict = ("yes" if diff > 0 else "no") if complete else "not yet"
         lines.append(
-            f"| {dataset} | {len(tried)} | {name} | {loss:.4f} | {base_text} | {_mean_sd(a)} | {_mean_sd(b)} | "
-            f"{diff:+.2f} | "
-            f"{'yes' if diff > 0 else 'no'} |"
+            f"| {dataset} | {ran} | {label} | {loss:.4f} | {base_text} | {_mean_sd(a)} | {_mean_sd(b)} | "
+            f"{diff:+.2f} | {verdict} |"
         )
     lines += [
         "",
@@ -179,9 +189,16 @@ def main(argv: list[str] | None = None) -> None:
             for name in CANDIDATES:
                 print(command(dataset, name, [SELECTION_SEED]))
         else:
+            ran = len(tried(runs, dataset))
+            if ran < len(CANDIDATES):
+                print(
+                    f"note: {dataset}: {ran} of {len(CANDIDATES)} candidates have run on seed {SELECTION_SEED}; "
+                    "nothing is chosen before all have (run the `commands` stage first)",
+                    file=sys.stderr,
+                )
+                continue
             chosen = choose(runs, dataset)
-            if chosen is not None:
-                print(command(dataset, chosen[0], [s for s in SEEDS if s != SELECTION_SEED]))
+            print(command(dataset, chosen[0], [s for s in SEEDS if s != SELECTION_SEED]))
 
 
 if __name__ == "__main__":
