@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ipcae.report import build_report
+from ipcae.report import build_report, main
 
 
 def write_run(root: Path, model: str, dataset: str, seed: int, accuracy: float, *, lam: float = 0.0,
@@ -135,6 +135,25 @@ def test_lambdas_compare_on_the_seeds_they_share(tmp_path: Path) -> None:
     assert chosen == ["| GJSD | Mice | classification | 0.1 | 0.5000 | 70.00 | 1 | yes |"]
     assert "| GJSD | Mice | classification | 1 | 0.6000 | 80.00 | 3 |  |" in text
     assert "| GJSD | COIL-20 | classification | 1 | 0.4000 | 95.00 | 1 | yes |" in text
+
+
+def test_chosen_prints_the_value_the_page_marks(tmp_path: Path, capsys) -> None:
+    """`--chosen MODEL DATASET` (what a two-stage sweep runs next) agrees with the page's choice and writes nothing."""
+    store = tmp_path / "store"
+    write_run(store, "gjsd", "mice_protein", 0, 0.70, lam=0.1, val_loss=0.5)
+    for seed, val_loss in enumerate([0.6, 0.3, 0.3]):
+        write_run(store, "gjsd", "mice_protein", seed, 0.80, lam=10.0, val_loss=val_loss)
+    main([str(store), "--chosen", "gjsd", "mice_protein", "--out", str(tmp_path / "page.md")])
+    assert capsys.readouterr().out == "0.1\n" and not (tmp_path / "page.md").exists()
+    main([str(store), "--chosen", "gjsd", "coil20"])  # nothing ran there
+    assert capsys.readouterr().out == ""
+    # Two variants of the preset and never the preset itself: which one is meant is not guessed.
+    for i, variant in enumerate(["model.lr=0.01", "model.lr=0.1"]):
+        run = write_run(store, "ipcae_gjsd", "mice_protein", 0, 0.9, lam=1.0 + i)
+        results = json.loads((run / "results.json").read_text())
+        (run / "results.json").write_text(json.dumps({**results, "overrides": [variant]}))
+    with pytest.raises(SystemExit, match="2 variants"):
+        main([str(store), "--chosen", "ipcae_gjsd", "mice_protein"])
 
 
 def test_every_method_dataset_and_variant_that_ran_gets_its_row(tmp_path: Path) -> None:

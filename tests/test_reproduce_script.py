@@ -3,6 +3,7 @@ does not stop the others and makes the script exit non-zero."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def reproduce(tmp_path: Path, real_data_dir: Path, datasets: str, sweep: str) -> subprocess.CompletedProcess:
+def reproduce(
+    tmp_path: Path, real_data_dir: Path, datasets: str, sweep: str, **settings: str
+) -> subprocess.CompletedProcess:
     # A data directory with Mice Protein only and a mirror that refuses connections: HAR fails for
     # sure, wherever the test runs.
     data_dir = tmp_path / "data"
@@ -31,6 +34,7 @@ def reproduce(tmp_path: Path, real_data_dir: Path, datasets: str, sweep: str) ->
         # The basic launcher, in-process: quicker to start than worker processes for two tiny jobs.
         "LAUNCH": f"hydra.sweep.dir={tmp_path / sweep}",
         "EXTRA": "trainer.max_epochs=2 retrain=false logger=none",
+        **settings,
     }
     return subprocess.run(
         ["bash", str(ROOT / "scripts" / "reproduce_paper.sh")],
@@ -52,3 +56,19 @@ def test_reproduction_script_fills_the_store_and_resumes(tmp_path: Path, real_da
     assert second.returncode == 0, second.stderr[-2000:]
     assert sorted(store.glob("mice_protein/classification/*/seed0-*/results.json")) == finished
     assert {p: p.stat().st_mtime_ns for p in finished} == stamps, "finished cells must not run again"
+
+
+def test_select_tuning_runs_only_the_validation_choice_on_the_other_seeds(tmp_path: Path, real_data_dir: Path) -> None:
+    """TUNE=select: every lambda on the first seed, then the one with the lowest validation loss on the rest."""
+    done = reproduce(
+        tmp_path, real_data_dir, "mice_protein", "sweep", PHASES="gjsd", SEEDS="0,1", LAMBDAS="0.1,10", TUNE="select"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "store").rglob("results.json")]
+
+    def weight(r: dict) -> float:
+        return r["config"]["model"]["selector"]["diversity_weight"]
+
+    first = {weight(r): r["val"]["loss"] for r in runs if r["seed"] == 0}
+    assert sorted(first) == [0.1, 10]
+    assert [weight(r) for r in runs if r["seed"] == 1] == [min(first, key=first.get)]

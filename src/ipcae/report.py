@@ -174,6 +174,30 @@ def choose_lambda(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs[keep], table
 
 
+def chosen_value(dirs: Iterable[Path], model: str, dataset: str, task: str = "classification") -> float | None:
+    """The tuned value that :func:`choose_lambda` picks for the preset ``model`` on ``dataset`` x ``task`` from
+    the runs so far (None before any ran): what a two-stage sweep runs on its remaining seeds.
+
+    The preset's own cell is meant; where only one variant of it ran (runs sharing other overrides, such as
+    a shortened smoke run), that one. Several variants and no plain cell is ambiguous: an error."""
+    runs, _ = load_runs(dirs)
+    if runs.empty:
+        return None
+    cell = runs[(runs.model == model) & (runs.dataset == dataset) & (runs.task == task) & runs["lambda"].notna()]
+    variants = set(cell.variant)
+    if "" in variants:
+        cell = cell[cell.variant == ""]
+    elif len(variants) > 1:
+        raise SystemExit(
+            f"error: {model} on {dataset} ran as {len(variants)} variants ({'; '.join(sorted(variants))}) and never "
+            "as the preset: name one store per variant"
+        )
+    _, table = choose_lambda(cell)
+    if table.empty:
+        return None
+    return float(table[table.chosen]["lambda"].iloc[0])
+
+
 def ordered(names: Iterable[str], known: Iterable[str]) -> list[str]:
     """``known`` first in their order, then the rest alphabetically."""
     names, known = set(names), list(known)
@@ -413,7 +437,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results.md"))
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"))
     parser.add_argument("--csv", type=Path, default=Path("docs/runs.csv"))
+    parser.add_argument(
+        "--chosen",
+        nargs=2,
+        metavar=("MODEL", "DATASET"),
+        help="only print the tuned value validation picks for this preset's classification cell (nothing before "
+        "a run), and write no page",
+    )
     args = parser.parse_args(argv)
+    if args.chosen:
+        value = chosen_value(args.dirs, *args.chosen)
+        if value is not None:
+            print(format(value, "g"))
+        return
     build_report(args.dirs, args.out, args.figures, args.csv)
     print(f"wrote {args.out}, {args.csv} and figures under {args.figures}")
 
