@@ -78,9 +78,9 @@ def _fmt(value: object, fmt: str) -> str:
 def bench_table(frame: pd.DataFrame) -> list[str]:
     lines = [
         "| layout | method | D | P | batch | lr | T start | GJSD λ | seed | epochs run | status | peak RSS MB | "
-        "data MB | s / epoch (median) | load | test acc. | informative found (of 10) |",
+        "data MB | s / epoch (median) | load | test acc. | informative found (of 10) | distinct selected |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |",
+        "| ---: | ---: |",
     ]
     ordered = frame.sort_values(
         ["layout", "method", "d", "batch_size", "lr", "temperature_start", "diversity_weight", "seed"]
@@ -98,14 +98,15 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
             status = "failed: " + (last[-1] if last else (error[-1] if error else ""))[:140]
         elif status == "timeout":
             status = f"stopped at the {int(r['time_limit_s'])} s limit"
-        found = r.get("informative_found")
+        found, distinct = r.get("informative_found"), r.get("unique_selected")
         lines.append(
             f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {r['lr']:g} | "
             f"{r['temperature_start']:g} | {r['diversity_weight']:g} | {r['seed']} | {epochs} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
             f"{_fmt(r.get('median_epoch_seconds'), '.2f')} | {_fmt(r.get('mean_load_1min'), '.2f')} | "
             f"{_fmt(r.get('test_accuracy'), '.3f')} | "
-            f"{'' if found is None or pd.isna(found) else int(found)} |"
+            f"{'' if found is None or pd.isna(found) else int(found)} | "
+            f"{'' if distinct is None or pd.isna(distinct) else int(distinct)} |"
         )
     return lines
 
@@ -225,13 +226,16 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
         "N = 5,000 training rows (1,000 validation, 1,000 test), K = 50, batches of 128 unless stated, one torch "
         "thread per case, each case in its own process (peak RSS is its own). 10 informative features at random "
         "indices; the class is the sign of a non-linear function of all ten (see `target` in the script). Sparse "
-        "layout: noise columns 1 % non-zero, the informative ones dense. `data MB` is the data's own size "
-        "(dense float32, or the CSR arrays). Test accuracy after the last epoch; 'informative found' counts the "
-        "10 true features among the K selected. The informative features 8 and 9 enter the target through even "
-        "functions (x^2, |x|): they carry no linear signal, and a selector finds them last if at all. Seconds per "
-        "epoch are the median over the case's epochs; `load` is the mean 1-minute load average while the case ran "
-        "(about 1: alone on the machine; about 2: beside another single-thread job on the two cores; blank: not "
-        "recorded, and most of those cases shared the cores). Memory does not depend on the load.",
+        "layout: noise columns 1 % non-zero, the informative ones dense. `data MB` is the data's own size (dense "
+        "float32, or the CSR arrays). Test accuracy after the last epoch; 'informative found' counts the 10 true "
+        "features among the K selected, 'distinct selected' the distinct features among them (K rows that "
+        "collapse onto a few features leave the rest unfound). `GJSD λ` > 0: IP-CAE / CAE with the diversity term "
+        "(`model.selector.diversity_weight`, loss - λ GJSD of the K rows). The informative features 8 and 9 enter "
+        "the target through even functions (x^2, |x|): they carry no linear signal, and a selector finds them "
+        "last if at all. Seconds per epoch are the median over the case's epochs; `load` is the mean 1-minute "
+        "load average while the case ran (about 1: alone on the machine; about 2: beside another single-thread "
+        "job on the two cores; blank: not recorded, and most of those cases shared the cores). Memory does not "
+        "depend on the load.",
         "",
     ]
     if frame.empty:
@@ -251,10 +255,10 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
         tuning = load_bench(tuning_path)
         parts += [
             "",
-            "### Step size and starting temperature (IP-CAE, sparse)",
+            "### Settings of the D = 10^6 case, chosen at a tenth of its width (IP-CAE, sparse)",
             "",
-            "Runs that chose the settings of the D = 10^6 case, at a tenth of its width "
-            "(`benchmarks/results/highdim_tuning.jsonl`, same script with `--lr` / `--temperature-start`):",
+            "Runs that chose the settings of the D = 10^6 case at D = 10^5 (`benchmarks/results/highdim_tuning.jsonl`, "
+            "same script with `--lr`, `--temperature-start`, `--embedding-dim`, `--diversity-weight`, `--seed`):",
             "",
             *bench_table(tuning),
         ]
