@@ -120,9 +120,10 @@ def variant_section(dirs: Iterable[Path]) -> list[str]:
         "",
         "Each candidate changes IP-CAE in one respect: "
         + "; ".join(f"{name} (`model={m}{' ' + ' '.join(o) if o else ''}`)" for name, (m, o) in CANDIDATES.items())
-        + ". Per dataset, the candidate with the lowest seed-0 validation loss is chosen (`python -m "
-        "ipcae.variants chosen`), then run on the other seeds; test accuracy (joint decoder, %) against "
-        "IP-CAE on the same seeds. Test numbers never enter the choice.",
+        + ". Per dataset, once every candidate has run on seed 0, the one with the lowest validation loss is "
+        "chosen (`python -m ipcae.variants chosen`), then run on the other seeds; test accuracy (joint decoder, "
+        "%) against IP-CAE on the same seeds. Test numbers never enter the choice. Where some candidates have "
+        "not run yet, the row shows the provisional leader and does not count towards the verdict.",
         "",
         "| dataset | candidates run (seed 0) | chosen on validation | val loss | IP-CAE val loss | chosen: test acc. % "
         "| IP-CAE, same seeds | difference | ahead |",
