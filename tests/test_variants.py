@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from ipcae.variants import CANDIDATES, choose, command, main, variant_section
+import pytest
+
+from ipcae.variants import CANDIDATES, SELECTION_SEED, choose, command, main, variant_section
 from ipcae.variants import _runs as runs_in
 
 
@@ -72,3 +77,18 @@ def test_section_compares_on_the_seeds_both_have(tmp_path: Path) -> None:
     assert cells[7] == "+1.00" and cells[8] == "yes"
     assert "Ahead of IP-CAE on 1 of the 1 datasets" in text
     assert variant_section([tmp_path / "empty"]) == []
+
+
+@pytest.mark.parametrize("name", list(CANDIDATES))
+def test_every_candidate_trains_under_the_paper_protocol(name: str, real_data_dir: Path, tmp_path: Path) -> None:
+    """Each candidate's command is a valid run of the paper protocol (one epoch on Mice Protein here)."""
+    root = Path(__file__).resolve().parents[1]
+    words = command("mice_protein", name, [SELECTION_SEED]).split()
+    done = subprocess.run(
+        [sys.executable, str(root / "src" / "train.py"), *words, "trainer.max_epochs=1", "retrain=false",
+         "logger=none", "plots=false", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "IPCAE_DATA_DIR": str(real_data_dir)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["model"] == CANDIDATES[name][0] and len(result["selected_indices"]) == result["k"] == 10

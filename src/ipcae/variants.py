@@ -29,7 +29,8 @@ import numpy as np
 CANDIDATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "P=64": ("ipcae", ("model.selector.embedding_dim=64",)),
     "decoder 400": ("ipcae", ("model.decoder.hidden_sizes=[400]",)),
-    "temperature per step": ("ipcae", ("callbacks.temperature.every=step",)),
+    # Per-step annealing needs one optimiser step per Lightning batch (the paper protocol groups 32).
+    "temperature per step": ("ipcae", ("callbacks.temperature.every=step", "data.steps_per_batch=1")),
     "temperature end 0.1": ("ipcae", ("callbacks.temperature.end=0.1",)),
     "lr 0.003": ("ipcae", ("model.lr=0.003",)),
     "top-k (IP-Top-k)": ("ipcae_topk", ()),
