@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ipcae.results import cell_overrides
+
 # name -> (model preset, overrides besides the experiment). One change each against IP-CAE.
 CANDIDATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "P=64": ("ipcae", ("model.selector.embedding_dim=64",)),
@@ -74,7 +76,8 @@ def _runs(dirs: Iterable[Path]) -> list[Run]:
 
 def candidate_of(run: Run) -> str | None:
     for name, (model, overrides) in CANDIDATES.items():
-        if run.model == model and run.overrides == tuple(sorted(overrides)):
+        # A result records only the overrides that define its cell (not e.g. data.steps_per_batch).
+        if run.model == model and run.overrides == tuple(cell_overrides(list(overrides))):
             return name
     return None
 
