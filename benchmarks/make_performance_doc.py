@@ -6,6 +6,7 @@ python benchmarks/make_performance_doc.py
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ipcae.atomic import write_text_atomic
@@ -19,47 +20,54 @@ def load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def selection_section(data: dict) -> list[str]:
+def machine_line(data: dict) -> str:
+    """Where a micro-benchmark ran: CPU, cores, torch threads and version."""
     machine = data["machine"]
-    lines = [
-        "## Per-example Gumbel-softmax selection, forward + backward",
-        "",
+    return (
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {data['threads']} torch thread(s); "
-        f"torch {data['versions']['torch']}. Median of {data['repeats']} repetitions after {data['warmup']} "
-        f"warm-up calls, T = {data['temperature']}. Command: `{data['command']}`.",
-        "",
-        "| size | B x K x D | textbook ms | fast ms | speedup |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+        f"torch {data['versions']['torch']}"
+    )
+
+
+def kernel_table(data: dict, header: str, cells: Callable[[dict], str]) -> list[str]:
+    """One row per measured size: the size, B x K x D, then the benchmark's own cells."""
+    lines = [header, "| --- | --- |" + " ---: |" * (header.count("|") - 3)]
     for r in data["results"]:
-        lines.append(
-            f"| {r['size']} | {r['B']} x {r['K']} x {r['D']} | {r['textbook_ms']:.2f} | {r['fast_ms']:.2f} | "
-            f"{r['speedup']:.2f}x |"
-        )
+        lines.append(f"| {r['size']} | {r['B']} x {r['K']} x {r['D']} | {cells(r)} |")
     return [*lines, ""]
 
 
+def selection_section(data: dict) -> list[str]:
+    lines = [
+        "## Per-example Gumbel-softmax selection, forward + backward",
+        "",
+        f"{machine_line(data)}. Median of {data['repeats']} repetitions after {data['warmup']} "
+        f"warm-up calls, T = {data['temperature']}. Command: `{data['command']}`.",
+        "",
+    ]
+    return lines + kernel_table(
+        data,
+        "| size | B x K x D | textbook ms | fast ms | speedup |",
+        lambda r: f"{r['textbook_ms']:.2f} | {r['fast_ms']:.2f} | {r['speedup']:.2f}x",
+    )
+
+
 def topk_section(data: dict) -> list[str]:
-    machine = data["machine"]
     load = max(data["load_average_before"][0], data["load_average_after"][0])
     lines = [
         "## Relaxed top-k rounds (model=topk, ipcae_topk), forward + backward",
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, {data['threads']} torch thread(s); "
-        f"torch {data['versions']['torch']}; 1-minute load average up to {load:.1f}. Median of {data['repeats']} "
+        f"{machine_line(data)}; 1-minute load average up to {load:.1f}. Median of {data['repeats']} "
         f"interleaved repetitions. Command: `{data['command']}`. 'before': log(1 - a) through torch.logsumexp "
         "and torch.exp, whose underflow path is slow on CPU; 'now': every exponential inside the (log-)softmax "
         "kernels (`ipcae.selectors.subset.log_one_minus_softmax`).",
         "",
-        "| size | B x K x D | T | before ms | now ms | speedup |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for r in data["results"]:
-        lines.append(
-            f"| {r['size']} | {r['B']} x {r['K']} x {r['D']} | {r['temperature']:g} | {r['before_ms']:.1f} | "
-            f"{r['now_ms']:.1f} | {r['speedup']:.2f}x |"
-        )
-    return [*lines, ""]
+    return lines + kernel_table(
+        data,
+        "| size | B x K x D | T | before ms | now ms | speedup |",
+        lambda r: f"{r['temperature']:g} | {r['before_ms']:.1f} | {r['now_ms']:.1f} | {r['speedup']:.2f}x",
+    )
 
 
 def training_section(data: dict) -> list[str]:
