@@ -52,24 +52,6 @@ def selection_section(data: dict) -> list[str]:
     )
 
 
-def topk_section(data: dict) -> list[str]:
-    load = max(data["load_average_before"][0], data["load_average_after"][0])
-    lines = [
-        "## Relaxed top-k rounds (model=topk, ipcae_topk), forward + backward",
-        "",
-        f"{machine_line(data)}; 1-minute load average up to {load:.1f}. Median of {data['repeats']} "
-        f"interleaved repetitions. Command: `{data['command']}`. 'before': log(1 - a) through torch.logsumexp "
-        "and torch.exp, whose underflow path is slow on CPU; 'now': every exponential inside the (log-)softmax "
-        "kernels (`ipcae.selectors.subset.log_one_minus_softmax`).",
-        "",
-    ]
-    return lines + kernel_table(
-        data,
-        "| size | B x K x D | T | before ms | now ms | speedup |",
-        lambda r: f"{r['temperature']:g} | {r['before_ms']:.1f} | {r['now_ms']:.1f} | {r['speedup']:.2f}x",
-    )
-
-
 def training_section(data: dict) -> list[str]:
     lines = [
         "## Framework against a plain PyTorch loop (seconds per epoch)",
@@ -218,7 +200,6 @@ def main() -> None:
     ]
     sections = [
         ("selection", selection_section),
-        ("topk", topk_section),
         ("training", training_section),
         ("training_private_steps", private_steps_section),
         ("full_runs", full_runs_section),

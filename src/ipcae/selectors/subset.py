@@ -66,30 +66,19 @@ PARAMETERISATIONS = ("direct", "indirect")
 NOISE_MODES = ("per_example", "per_batch")
 
 
-def log_one_minus_softmax(z: Tensor, a: Tensor | None = None) -> Tensor:
+def log_one_minus_softmax(z: Tensor) -> Tensor:
     """log(1 - softmax(z)) over the last axis, accurate when an entry of the softmax rounds to 1.
 
     log1p(-a) for every entry but the largest (there a <= 1/2, no cancellation); for the largest,
-    log(1 - a_top) = logsumexp of the other entries minus logsumexp of all, which stays finite and
-    exact. ``a`` is softmax(z) where the caller has it already.
-
-    Only the softmax kernels exponentiate: both logsumexps are read off log_softmax at an argmax
-    (logsumexp(v) = v_max - log_softmax(v)_max). torch.exp on CPU is one to two orders of magnitude
-    slower for arguments whose result underflows, and at low temperature most arguments do, which
-    made the rounds several times slower as the temperature fell.
+    logsumexp of the other entries minus logsumexp of all, which stays finite and exact.
     """
-    if a is None:
-        a = torch.softmax(z, dim=-1)
-    z_top, top = z.max(dim=-1, keepdim=True)
-    others = z.scatter(-1, top, float("-inf"))
-    z_second, second = others.max(dim=-1, keepdim=True)
-    at_top = (
-        (z_second - z_top)
-        + torch.log_softmax(z, dim=-1).gather(-1, top)
-        - torch.log_softmax(others, dim=-1).gather(-1, second)
-    )
+    log_a = torch.log_softmax(z, dim=-1)
+    top = z.argmax(dim=-1, keepdim=True)
+    others = torch.logsumexp(z.scatter(-1, top, float("-inf")), dim=-1, keepdim=True)
+    at_top = others - torch.logsumexp(z, dim=-1, keepdim=True)
     # The largest entry is zeroed before log1p so that a == 1 there cannot put 0 * inf into the gradient.
-    return torch.log1p(-a.scatter(-1, top, 0.0)).scatter(-1, top, at_top)
+    rest = log_a.exp().scatter(-1, top, 0.0)
+    return torch.log1p(-rest).scatter(-1, top, at_top)
 
 
 def relaxed_topk_rounds(scores: Tensor, k: int, temperature: Tensor | float) -> Tensor:
@@ -101,10 +90,9 @@ def relaxed_topk_rounds(scores: Tensor, k: int, temperature: Tensor | float) -> 
     r = scores
     for j in range(k):
         z = r / temperature
-        a = torch.softmax(z, dim=-1)
-        rounds.append(a)
+        rounds.append(torch.softmax(z, dim=-1))
         if j < k - 1:
-            r = r + log_one_minus_softmax(z, a)
+            r = r + log_one_minus_softmax(z)
     return torch.stack(rounds, dim=-2)
 
 
