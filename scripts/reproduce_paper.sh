@@ -44,14 +44,14 @@ for phase in $PHASES; do
         cls=experiment=paper/${ds}_classification
         case $phase in
             core) run $cls model=ipcae,cae seed=$SEEDS ;;
-            # GJSD's lambda is not published: every value runs, the report picks the best on validation.
+            # GJSD's lambda is not published: the values run as TUNE says, the report picks on validation.
             gjsd) tuned $ds gjsd model.selector.diversity_weight $LAMBDAS ;;
             reconstruction) run experiment=paper/${ds}_reconstruction model=ipcae,cae seed=$RECON_SEEDS ;;
             baselines)
                 tuned $ds stg model.selector.l0_weight $STG_LAMBDAS
                 run $cls model=lassonet seed=$SEEDS ;;
             seqattn|sand|topk|ipcae_topk) run $cls model=$phase seed=$SEEDS ;;
-            # Like GJSD: lambda is not published, every value runs and validation picks.
+            # Like GJSD: lambda is not published, chosen on validation.
             ipcae_gjsd) tuned $ds ipcae_gjsd model.selector.diversity_weight $LAMBDAS ;;
             *) echo "unknown phase $phase" >&2; exit 2 ;;
         esac

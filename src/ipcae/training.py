@@ -179,8 +179,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     timer = next((c for c in callbacks if hasattr(c, "epoch_seconds")), None)
     indices = model.selector.selected_indices().cpu().tolist()
     extra: dict[str, Any] = {}
-    sees_all = model.selector.reports_retrained
-    if cfg.get("retrain") or sees_all:
+    reports_retrained = model.selector.reports_retrained
+    if cfg.get("retrain") or reports_retrained:
         extra["retrained"] = retrain_decoder(cfg, datamodule, indices, model.task)
     if point is not None:
         extra["resumed_from_epoch"] = point.epoch
@@ -192,7 +192,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         task=model.task,
         indices=indices,
         test=stage_metrics(test_metrics, "test"),
-        reported="retrained" if sees_all else "joint",
+        reported="retrained" if reports_retrained else "joint",
         val=stage_metrics(val_metrics, "val"),
         **extra,
         best_epoch=checkpoint_epoch(best, default=trainer.current_epoch - 1),
