@@ -233,7 +233,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         name=selector_name,
         lr=args.lr,
     )
-    timer = ProgressTimer()
+    timer = ProgressTimer(common["informative_indices"])
     trainer = L.Trainer(
         max_epochs=args.epochs,
         accelerator="cpu",
@@ -261,6 +261,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         else None,
         "test_accuracy": round(float(test["test/accuracy"]), 4),
         "informative_found": len(set(selected) & set(truth)),
+        "informative_found_per_epoch": timer.found_per_epoch,
         "unique_selected": len(set(selected)),
         "selected_indices": selected,
     }
@@ -268,11 +269,24 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
 
 class ProgressTimer(EpochTimer):
     """The framework's epoch timer (validation included), also printing each epoch to stderr as it
-    ends, so that a case stopped by the time limit still reports the epochs it finished."""
+    ends, so that a case stopped by the time limit still reports the epochs it finished.
+
+    After each epoch (outside the timed span) it also counts the informative features the current
+    selection holds: when they are found, and whether a later epoch loses them, is what tells
+    settings apart at large D, where one case takes an hour."""
+
+    def __init__(self, informative: list[int]) -> None:
+        super().__init__()
+        self.informative = set(informative)
+        self.found_per_epoch: list[int] = []
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         print(f"EPOCH_SECONDS {self.epoch_seconds[-1]:.4f}", file=sys.stderr, flush=True)
+        with torch.no_grad():
+            selected = set(pl_module.selector.selected_indices().tolist())
+        self.found_per_epoch.append(len(selected & self.informative))
+        print(f"EPOCH_FOUND {self.found_per_epoch[-1]}", file=sys.stderr, flush=True)
 
 
 class LoadSampler:
@@ -384,10 +398,12 @@ def run_all(args: argparse.Namespace) -> None:
             except subprocess.TimeoutExpired as exc:
                 stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
                 seconds = [float(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_SECONDS")]
+                found = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_FOUND")]
                 record.update(
                     status="timeout",
                     time_limit_s=args.time_limit,
                     epochs_done=len(seconds),
+                    informative_found_per_epoch=found,
                     epoch_seconds=[round(s, 3) for s in seconds],
                     seconds_per_epoch=round(sum(seconds) / len(seconds), 3) if seconds else None,
                 )

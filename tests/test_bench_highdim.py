@@ -1,0 +1,56 @@
+"""The high-dimensional benchmark through its command line, on a small D."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_highdim.py"
+
+
+def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--n-train", "400", "--n-val", "100", "--n-test", "100", *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )  # fmt: skip
+
+
+def test_every_case_appends_its_record_with_the_per_epoch_recovery(tmp_path: Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    done = bench(tmp_path, "--layout", "sparse", "--d", "300", "--epochs", "3", "--methods", "ipcae_per_batch,stg",
+                 "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["method"], r["d"], r["status"]) for r in records] == [("ipcae_per_batch", 300, "ok"), ("stg", 300, "ok")]
+    for r in records:
+        truth = r["informative_indices"]
+        assert len(truth) == len(set(truth)) == 10 and all(0 <= i < 300 for i in truth)
+        assert r["informative_found"] == len(set(r["selected_indices"]) & set(truth))
+        # One count per epoch; the last one is the selection the case reports.
+        assert len(r["informative_found_per_epoch"]) == len(r["epoch_seconds"]) == 3
+        assert r["informative_found_per_epoch"][-1] == r["informative_found"]
+        assert len(r["selected_indices"]) == 50 and r["peak_rss_mb"] > r["data_rss_mb"] * 0.5
+        assert r["layout"] == "sparse" and r["density"] == 0.01 and r["machine"]["cores"] >= 1
+
+
+def test_a_case_over_its_time_limit_keeps_the_epochs_it_finished(tmp_path: Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    done = bench(tmp_path, "--d", "2000", "--epochs", "100000", "--methods", "ipcae_per_batch", "--time-limit", "12",
+                 "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["status"] == "timeout" and record["time_limit_s"] == 12
+    assert record["epochs_done"] == len(record["epoch_seconds"]) == len(record["informative_found_per_epoch"]) >= 1
+
+
+def test_an_unknown_method_is_one_error_line_and_no_record(tmp_path: Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    done = bench(tmp_path, "--d", "300", "--methods", "ipcae_per_row", "--out", str(out))
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --methods 'ipcae_per_row' is unknown")
+    assert not out.exists()
