@@ -343,6 +343,35 @@ def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--case-method", method, "--case-d", str(d), *forwarded]
 
 
+def run_with_progress(command: list[str], env: dict[str, str], time_limit: float) -> tuple[int | None, str, str]:
+    """Run one case; its EPOCH_* lines are echoed to this process's stderr as they come, so that a
+    case of an hour shows its progress. Returns (exit code, or None past the time limit; stdout;
+    stderr)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    err_lines: list[str] = []
+
+    def pump_stderr() -> None:
+        for line in proc.stderr:
+            err_lines.append(line)
+            if line.startswith("EPOCH_"):
+                print(line.rstrip(), file=sys.stderr, flush=True)
+
+    reader = threading.Thread(target=pump_stderr, daemon=True)
+    reader.start()
+    out: list[str] = []
+    stdout_reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    stdout_reader.start()
+    try:
+        returncode: int | None = proc.wait(timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        returncode = None
+    reader.join()
+    stdout_reader.join()
+    return returncode, "".join(out), "".join(err_lines)
+
+
 def run_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -385,18 +414,8 @@ def run_all(args: argparse.Namespace) -> None:
             }
             started = time.perf_counter()
             load = LoadSampler()
-            try:
-                done = subprocess.run(
-                    case_command(args, method, d), capture_output=True, text=True, env=env, timeout=args.time_limit
-                )
-                stdout, stderr = done.stdout, done.stderr
-                lines = [line for line in stdout.splitlines() if line.startswith("{")]
-                if done.returncode == 0 and lines:
-                    record.update(json.loads(lines[-1]))
-                else:
-                    record.update(status="failed", returncode=done.returncode, error=stderr.strip()[-2000:])
-            except subprocess.TimeoutExpired as exc:
-                stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            returncode, stdout, stderr = run_with_progress(case_command(args, method, d), env, args.time_limit)
+            if returncode is None:
                 seconds = [float(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_SECONDS")]
                 found = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_FOUND")]
                 record.update(
@@ -407,6 +426,12 @@ def run_all(args: argparse.Namespace) -> None:
                     epoch_seconds=[round(s, 3) for s in seconds],
                     seconds_per_epoch=round(sum(seconds) / len(seconds), 3) if seconds else None,
                 )
+            else:
+                lines = [line for line in stdout.splitlines() if line.startswith("{")]
+                if returncode == 0 and lines:
+                    record.update(json.loads(lines[-1]))
+                else:
+                    record.update(status="failed", returncode=returncode, error=stderr.strip()[-2000:])
             record["wall_seconds"] = round(time.perf_counter() - started, 2)
             record["mean_load_1min"] = load.stop()
             record.update(common)

@@ -25,6 +25,8 @@ def test_every_case_appends_its_record_with_the_per_epoch_recovery(tmp_path: Pat
     done = bench(tmp_path, "--layout", "sparse", "--d", "300", "--epochs", "3", "--methods", "ipcae_per_batch,stg",
                  "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+    # Each case's progress is echoed as it comes (a case at D = 10^6 takes an hour).
+    assert done.stderr.count("EPOCH_FOUND") == done.stderr.count("EPOCH_SECONDS") == 6
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["method"], r["d"], r["status"]) for r in records] == [("ipcae_per_batch", 300, "ok"), ("stg", 300, "ok")]
     for r in records:
