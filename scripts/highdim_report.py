@@ -111,6 +111,28 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def recovery_table(frame: pd.DataFrame) -> list[str]:
+    """Informative features held by the selection after each epoch, for the cases that recorded it."""
+    if "informative_found_per_epoch" not in frame:
+        return []
+    traced = frame[frame["informative_found_per_epoch"].map(lambda v: isinstance(v, list) and len(v) > 0)]
+    if traced.empty:
+        return []
+    lines = [
+        "Informative features (of 10) in the selection after each epoch, for the cases that recorded it:",
+        "",
+        "| layout | method | D | P | lr | T start | GJSD λ | seed | after epoch 1, 2, ... |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for _, r in traced.sort_values(["layout", "method", "d", "diversity_weight", "seed"]).iterrows():
+        trace = " ".join(str(int(n)) for n in r["informative_found_per_epoch"])
+        lines.append(
+            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['lr']:g} | "
+            f"{r['temperature_start']:g} | {r['diversity_weight']:g} | {r['seed']} | {trace} |"
+        )
+    return lines
+
+
 def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
     """Least-squares slope of log(median seconds per epoch) against log(D), from :data:`SLOPE_FROM_D` up, for
     every series of one setting (P, learning rate, temperature, epochs) measured at three widths or more,
@@ -247,6 +269,8 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
             f"torch {frame.iloc[-1]['versions']['torch']}."
         )
         parts += ["", *bench_table(frame), ""]
+        recovery = recovery_table(frame)
+        parts += [*recovery, ""] if recovery else []
         parts += [f"![time and memory against D]({figure.relative_to(out.parent).as_posix()})", ""]
         plot(frame, figure)
         parts += criteria(frame)
@@ -262,6 +286,8 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
             "",
             *bench_table(tuning),
         ]
+        recovery = recovery_table(tuning)
+        parts += ["", *recovery] if recovery else []
     parts += [
         "",
         "## Real high-dimensional suite",

@@ -93,3 +93,18 @@ def test_seeds_and_diversity_weights_are_cases_of_their_own(tmp_path: Path) -> N
     ]
     rows = [line for line in module.bench_table(frame) if line.startswith("| sparse")]
     assert [row.split(" | ")[7:9] for row in rows] == [["0", "0"], ["0", "1"], ["1", "0"]]
+
+
+def test_recovery_by_epoch_lists_only_the_cases_that_recorded_it(tmp_path: Path) -> None:
+    module = _report_module()
+    base = {"layout": "sparse", "method": "ipcae_per_batch", "status": "ok", "embedding_dim": 64, "batch_size": 128,
+            "d": 1_000_000, "epochs": 3, "epoch_seconds": [1.0, 1.0, 1.0], "seconds_per_epoch": 1.0}  # fmt: skip
+    lines = [
+        {**base, "seed": 0, "informative_found": 7},  # recorded before the trace existed
+        {**base, "seed": 1, "diversity_weight": 0.3, "informative_found": 8, "informative_found_per_epoch": [0, 5, 8]},
+    ]
+    path = tmp_path / "bench.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    rows = [line for line in module.recovery_table(module.load_bench(path)) if line.startswith("| sparse")]
+    assert rows == ["| sparse | ipcae_per_batch | 1,000,000 | 64 | 0.001 | 10 | 0.3 | 1 | 0 5 8 |"]
+    assert module.recovery_table(module.load_bench(path).drop(columns="informative_found_per_epoch")) == []
