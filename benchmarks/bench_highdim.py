@@ -243,7 +243,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=[TemperatureAnnealing(start=args.temperature_start, end=0.01), timer],
+        callbacks=[TemperatureAnnealing(start=args.temperature_start, end=args.temperature_end), timer],
         limit_train_batches=args.steps if args.steps else 1.0,
     )
     trainer.fit(model, datamodule=datamodule)
@@ -336,6 +336,7 @@ def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
         "--n-test", str(args.n_test), "--seed", str(args.seed), "--data-seed", str(args.data_seed),
         "--threads", str(args.threads), "--layout", args.layout, "--density", str(args.density),
         "--steps", str(args.steps), "--lr", str(args.lr), "--temperature-start", str(args.temperature_start),
+        "--temperature-end", str(args.temperature_end),
         "--diversity-weight", str(args.diversity_weight),
     ]  # fmt: skip
     if args.max_noise_elements is not None:
@@ -402,6 +403,7 @@ def run_all(args: argparse.Namespace) -> None:
         "steps_per_epoch_limit": args.steps or None,
         "lr": args.lr,
         "temperature_start": args.temperature_start,
+        "temperature_end": args.temperature_end,
         "diversity_weight": args.diversity_weight,
     }
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT / "src")}
@@ -463,7 +465,8 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.01, help="sparse layout: non-zero fraction of noise columns")
     parser.add_argument("--steps", type=int, default=0, help="optimiser steps per epoch (0: all)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (the paper's 1e-3)")
-    parser.add_argument("--temperature-start", type=float, default=10.0, help="annealed to 0.01 (the paper: 10)")
+    parser.add_argument("--temperature-start", type=float, default=10.0, help="the paper: 10")
+    parser.add_argument("--temperature-end", type=float, default=0.01, help="the paper: 0.01")
     parser.add_argument(
         "--diversity-weight", type=float, default=0.0, help="IP-CAE / CAE: lambda of the GJSD diversity term (0: none)"
     )
