@@ -52,6 +52,7 @@ def load_bench(path: Path) -> pd.DataFrame:
         ("mean_load_1min", None),
         ("lr", 1e-3),
         ("temperature_start", 10.0),
+        ("temperature_end", 0.01),
         ("diversity_weight", 0.0),
         ("seed", 0),
     )
@@ -64,7 +65,7 @@ def load_bench(path: Path) -> pd.DataFrame:
     frame["seed"] = frame["seed"].astype(int)
     keys = [
         "layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start",
-        "diversity_weight", "seed",
+        "temperature_end", "diversity_weight", "seed",
     ]  # fmt: skip
     return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
@@ -75,16 +76,20 @@ def _fmt(value: object, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _schedule(r: pd.Series) -> str:
+    """The annealing schedule of a case: start -> end temperature."""
+    return f"{r['temperature_start']:g} → {r['temperature_end']:g}"
+
+
 def bench_table(frame: pd.DataFrame) -> list[str]:
     lines = [
-        "| layout | method | D | P | batch | lr | T start | GJSD λ | seed | epochs run | status | peak RSS MB | "
+        "| layout | method | D | P | batch | lr | T | GJSD λ | seed | epochs run | status | peak RSS MB | "
         "data MB | s / epoch (median) | load | test acc. | informative found (of 10) | distinct selected |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: |",
     ]
-    ordered = frame.sort_values(
-        ["layout", "method", "d", "batch_size", "lr", "temperature_start", "diversity_weight", "seed"]
-    )
+    order = ["layout", "method", "d", "batch_size", "lr", "temperature_start", "temperature_end", "diversity_weight"]
+    ordered = frame.sort_values([*order, "seed"])
     for _, r in ordered.iterrows():
         epochs = int(r["epochs_done"]) if r["status"] == "timeout" else r["epochs"]
         if r["method"] == "lassonet":
@@ -101,7 +106,7 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
         found, distinct = r.get("informative_found"), r.get("unique_selected")
         lines.append(
             f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {r['lr']:g} | "
-            f"{r['temperature_start']:g} | {r['diversity_weight']:g} | {r['seed']} | {epochs} | {status} | "
+            f"{_schedule(r)} | {r['diversity_weight']:g} | {r['seed']} | {epochs} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
             f"{_fmt(r.get('median_epoch_seconds'), '.2f')} | {_fmt(r.get('mean_load_1min'), '.2f')} | "
             f"{_fmt(r.get('test_accuracy'), '.3f')} | "
@@ -121,14 +126,14 @@ def recovery_table(frame: pd.DataFrame) -> list[str]:
     lines = [
         "Informative features (of 10) in the selection after each epoch, for the cases that recorded it:",
         "",
-        "| layout | method | D | P | lr | T start | GJSD λ | seed | after epoch 1, 2, ... |",
+        "| layout | method | D | P | lr | T | GJSD λ | seed | after epoch 1, 2, ... |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for _, r in traced.sort_values(["layout", "method", "d", "diversity_weight", "seed"]).iterrows():
+    for _, r in traced.sort_values(["layout", "method", "d", "temperature_end", "diversity_weight", "seed"]).iterrows():
         trace = " ".join(str(int(n)) for n in r["informative_found_per_epoch"])
         lines.append(
             f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['lr']:g} | "
-            f"{r['temperature_start']:g} | {r['diversity_weight']:g} | {r['seed']} | {trace} |"
+            f"{_schedule(r)} | {r['diversity_weight']:g} | {r['seed']} | {trace} |"
         )
     return lines
 
@@ -141,7 +146,8 @@ def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
     sel = sel[(sel.d >= SLOPE_FROM_D) & sel.seconds_per_epoch.notna() & sel.steps_per_epoch_limit.isna()]
     sel = sel[sel.diversity_weight == 0]  # the method itself; the GJSD term adds its own cost
     series = []
-    for (p, lr, temperature, epochs), group in sel.groupby(["p", "lr", "temperature_start", "epochs"]):
+    keys = ["p", "lr", "temperature_start", "temperature_end", "epochs"]
+    for (p, lr, temperature, temperature_end, epochs), group in sel.groupby(keys):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
         if len(group) < 3:
             continue
@@ -152,6 +158,7 @@ def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
                 "p": p,
                 "lr": lr,
                 "temperature_start": temperature,
+                "temperature_end": temperature_end,
                 "epochs": int(epochs),
                 "dims": group.d.astype(int).tolist(),
                 "slope": float(fit[0]),
@@ -169,7 +176,13 @@ def plot(frame: pd.DataFrame, out: Path) -> None:
 
     ok = frame[(frame.status == "ok") & frame.steps_per_epoch_limit.isna() & (frame.method != "lassonet")]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    ok = ok[(ok.lr == 1e-3) & (ok.temperature_start == 10.0) & (ok.diversity_weight == 0) & (ok.seed == 0)]
+    ok = ok[
+        (ok.lr == 1e-3)
+        & (ok.temperature_start == 10.0)
+        & (ok.temperature_end == 0.01)
+        & (ok.diversity_weight == 0)
+        & (ok.seed == 0)
+    ]
     for (layout, method, p), group in ok.groupby(["layout", "method", "p"]):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
         label = f"{method}{f' P={p}' if p else ''} ({layout})"
@@ -282,7 +295,8 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
             "### Settings of the D = 10^6 case, chosen at a tenth of its width (IP-CAE, sparse)",
             "",
             "Runs that chose the settings of the D = 10^6 case at D = 10^5 (`benchmarks/results/highdim_tuning.jsonl`, "
-            "same script with `--lr`, `--temperature-start`, `--embedding-dim`, `--diversity-weight`, `--seed`):",
+            "same script with `--lr`, `--temperature-start`, `--temperature-end`, `--embedding-dim`, "
+            "`--diversity-weight`, `--seed`):",
             "",
             *bench_table(tuning),
         ]
@@ -313,7 +327,7 @@ def criteria(frame: pd.DataFrame) -> list[str]:
     # The target is set for 20 epochs; shorter cases at 10^6 are timing runs.
     sparse = sparse[sparse.epochs >= 20]
     for _, r in sparse.iterrows():
-        settings = f"lr {r['lr']:g}, T {r['temperature_start']:g} -> 0.01"
+        settings = f"lr {r['lr']:g}, T {_schedule(r)}"
         if r["diversity_weight"]:
             settings += f", GJSD λ {r['diversity_weight']:g}"
         if r["seed"]:

@@ -71,9 +71,9 @@ def test_time_slope_per_series_uses_median_epochs_and_reports_the_load(tmp_path:
     assert series[3]["dims"] == [10_000, 100_000, 1_000_000]
 
 
-def test_seeds_and_diversity_weights_are_cases_of_their_own(tmp_path: Path) -> None:
-    """A case run again with another training seed or GJSD lambda is a new row, not a replacement; a rerun of
-    the same case replaces the earlier line."""
+def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: Path) -> None:
+    """A case run again with another training seed, GJSD lambda or final temperature is a new row, not a
+    replacement; a rerun of the same case replaces the earlier line."""
     module = _report_module()
     base = {"layout": "sparse", "method": "ipcae_per_batch", "status": "ok", "embedding_dim": 64, "batch_size": 128,
             "d": 100_000, "epochs": 20, "epoch_seconds": [1.0], "seconds_per_epoch": 1.0}  # fmt: skip
@@ -82,17 +82,20 @@ def test_seeds_and_diversity_weights_are_cases_of_their_own(tmp_path: Path) -> N
         {**base, "seed": 0, "diversity_weight": 0.0, "informative_found": 6},  # the same case again
         {**base, "seed": 1, "diversity_weight": 0.0, "informative_found": 7},
         {**base, "seed": 0, "diversity_weight": 1.0, "informative_found": 8},
+        {**base, "seed": 0, "diversity_weight": 0.0, "temperature_end": 0.3, "informative_found": 9},
     ]
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     frame = module.load_bench(path)
-    assert sorted(zip(frame.seed, frame.diversity_weight, frame.informative_found, strict=True)) == [
-        (0, 0.0, 6),
-        (0, 1.0, 8),
-        (1, 0.0, 7),
-    ]
+    found = zip(frame.seed, frame.diversity_weight, frame.temperature_end, frame.informative_found, strict=True)
+    assert sorted(found) == [(0, 0.0, 0.01, 6), (0, 0.0, 0.3, 9), (0, 1.0, 0.01, 8), (1, 0.0, 0.01, 7)]
     rows = [line for line in module.bench_table(frame) if line.startswith("| sparse")]
-    assert [row.split(" | ")[7:9] for row in rows] == [["0", "0"], ["0", "1"], ["1", "0"]]
+    assert [row.split(" | ")[6:9] for row in rows] == [
+        ["10 → 0.01", "0", "0"],
+        ["10 → 0.01", "0", "1"],
+        ["10 → 0.01", "1", "0"],
+        ["10 → 0.3", "0", "0"],
+    ]
 
 
 def test_recovery_by_epoch_lists_only_the_cases_that_recorded_it(tmp_path: Path) -> None:
@@ -106,5 +109,5 @@ def test_recovery_by_epoch_lists_only_the_cases_that_recorded_it(tmp_path: Path)
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     rows = [line for line in module.recovery_table(module.load_bench(path)) if line.startswith("| sparse")]
-    assert rows == ["| sparse | ipcae_per_batch | 1,000,000 | 64 | 0.001 | 10 | 0.3 | 1 | 0 5 8 |"]
+    assert rows == ["| sparse | ipcae_per_batch | 1,000,000 | 64 | 0.001 | 10 → 0.01 | 0.3 | 1 | 0 5 8 |"]
     assert module.recovery_table(module.load_bench(path).drop(columns="informative_found_per_epoch")) == []
