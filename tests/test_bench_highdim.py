@@ -33,11 +33,25 @@ def test_every_case_appends_its_record_with_the_per_epoch_recovery(tmp_path: Pat
         truth = r["informative_indices"]
         assert len(truth) == len(set(truth)) == 10 and all(0 <= i < 300 for i in truth)
         assert r["informative_found"] == len(set(r["selected_indices"]) & set(truth))
-        # One count per epoch; the last one is the selection the case reports.
-        assert len(r["informative_found_per_epoch"]) == len(r["epoch_seconds"]) == 3
-        assert r["informative_found_per_epoch"][-1] == r["informative_found"]
+        # One count and one validation loss per epoch; the case reports the selection of the epoch with the
+        # lowest validation loss (the paper protocol) and the last epoch's beside it.
+        found, losses = r["informative_found_per_epoch"], r["val_loss_per_epoch"]
+        assert len(found) == len(losses) == len(r["epoch_seconds"]) == 3
+        assert r["checkpoint"] == "best" and r["best_epoch"] == losses.index(min(losses)) + 1
+        assert r["informative_found"] == found[r["best_epoch"] - 1]
+        assert r["informative_found_last"] == found[-1]
         assert len(r["selected_indices"]) == 50 and r["peak_rss_mb"] > r["data_rss_mb"] * 0.5
         assert r["layout"] == "sparse" and r["density"] == 0.01 and r["machine"]["cores"] >= 1
+
+
+def test_checkpoint_last_reports_the_selection_after_the_last_epoch(tmp_path: Path) -> None:
+    out = tmp_path / "bench.jsonl"
+    done = bench(tmp_path, "--d", "300", "--epochs", "2", "--methods", "cae_per_batch", "--checkpoint", "last",
+                 "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (r,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert r["checkpoint"] == "last" and r["best_epoch"] is None and len(r["val_loss_per_epoch"]) == 2
+    assert r["informative_found"] == r["informative_found_last"] == r["informative_found_per_epoch"][-1]
 
 
 def test_a_case_over_its_time_limit_keeps_the_epochs_it_finished(tmp_path: Path) -> None:

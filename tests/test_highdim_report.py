@@ -101,13 +101,32 @@ def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: 
 def test_recovery_by_epoch_lists_only_the_cases_that_recorded_it(tmp_path: Path) -> None:
     module = _report_module()
     base = {"layout": "sparse", "method": "ipcae_per_batch", "status": "ok", "embedding_dim": 64, "batch_size": 128,
-            "d": 1_000_000, "epochs": 3, "epoch_seconds": [1.0, 1.0, 1.0], "seconds_per_epoch": 1.0}  # fmt: skip
+            "d": 1_000_000, "epochs": 3, "epoch_seconds": [1.0, 1.0, 1.0], "seconds_per_epoch": 1.0,
+            "peak_rss_mb": 3000.0, "test_accuracy": 0.8}  # fmt: skip
     lines = [
         {**base, "seed": 0, "informative_found": 7},  # recorded before the trace existed
         {**base, "seed": 1, "diversity_weight": 0.3, "informative_found": 8, "informative_found_per_epoch": [0, 5, 8]},
+        {
+            **base,
+            "seed": 2,
+            "informative_found": 8,
+            "informative_found_last": 3,
+            "checkpoint": "best",
+            "informative_found_per_epoch": [8, 8, 3],
+            "best_epoch": 2,
+            "val_loss_per_epoch": [0.6, 0.5, 0.7],
+        },
     ]
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     rows = [line for line in module.recovery_table(module.load_bench(path)) if line.startswith("| sparse")]
-    assert rows == ["| sparse | ipcae_per_batch | 1,000,000 | 64 | 0.001 | 10 → 0.01 | 0.3 | 1 | 0 5 8 |"]
+    assert rows == [
+        "| sparse | ipcae_per_batch | 1,000,000 | 64 | 0.001 | 10 → 0.01 | 0 | 2 | 8 8 3 "
+        "| lowest val. loss (epoch 2) |",
+        "| sparse | ipcae_per_batch | 1,000,000 | 64 | 0.001 | 10 → 0.01 | 0.3 | 1 | 0 5 8 | last epoch |",
+    ]
+    # The targets name the epoch the reported selection comes from, and the last epoch's count beside it.
+    frame = module.load_bench(path).assign(epochs=20)  # the targets are read from 20-epoch cases
+    (best,) = [line for line in module.criteria(frame) if "epoch 2" in line]
+    assert "8 of 10 informative features selected (target >= 8) at the lowest val. loss (epoch 2) (3 after" in best
     assert module.recovery_table(module.load_bench(path).drop(columns="informative_found_per_epoch")) == []
