@@ -311,6 +311,7 @@ class ProgressTimer(EpochTimer):
         loss = trainer.callback_metrics.get("val/loss")
         if loss is not None:
             self.val_loss_per_epoch.append(round(float(loss), 5))
+            print(f"EPOCH_VAL_LOSS {self.val_loss_per_epoch[-1]}", file=sys.stderr, flush=True)
 
 
 class LoadSampler:
@@ -397,6 +398,11 @@ def run_with_progress(command: list[str], env: dict[str, str], time_limit: float
     return returncode, "".join(out), "".join(err_lines)
 
 
+def progress_values(stderr: str, tag: str) -> list[float]:
+    """The numbers of a case's ``<tag> <value>`` progress lines, in order (what a timed-out case keeps)."""
+    return [float(line.split()[1]) for line in stderr.splitlines() if line.startswith(tag + " ")]
+
+
 def run_all(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -443,13 +449,14 @@ def run_all(args: argparse.Namespace) -> None:
             load = LoadSampler()
             returncode, stdout, stderr = run_with_progress(case_command(args, method, d), env, args.time_limit)
             if returncode is None:
-                seconds = [float(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_SECONDS")]
-                found = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith("EPOCH_FOUND")]
+                seconds = progress_values(stderr, "EPOCH_SECONDS")
+                found = [int(n) for n in progress_values(stderr, "EPOCH_FOUND")]
                 record.update(
                     status="timeout",
                     time_limit_s=args.time_limit,
                     epochs_done=len(seconds),
                     informative_found_per_epoch=found,
+                    val_loss_per_epoch=progress_values(stderr, "EPOCH_VAL_LOSS"),
                     epoch_seconds=[round(s, 3) for s in seconds],
                     seconds_per_epoch=round(sum(seconds) / len(seconds), 3) if seconds else None,
                 )

@@ -61,7 +61,9 @@ def test_a_case_over_its_time_limit_keeps_the_epochs_it_finished(tmp_path: Path)
     assert done.returncode == 0, done.stderr[-2000:]
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["status"] == "timeout" and record["time_limit_s"] == 12
-    assert record["epochs_done"] == len(record["epoch_seconds"]) == len(record["informative_found_per_epoch"]) >= 1
+    done_epochs = record["epochs_done"]
+    assert done_epochs == len(record["epoch_seconds"]) == len(record["informative_found_per_epoch"]) >= 1
+    assert len(record["val_loss_per_epoch"]) == done_epochs and all(v > 0 for v in record["val_loss_per_epoch"])
 
 
 def test_an_unknown_method_is_one_error_line_and_no_record(tmp_path: Path) -> None:
