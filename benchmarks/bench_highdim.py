@@ -451,12 +451,16 @@ def run_all(args: argparse.Namespace) -> None:
             if returncode is None:
                 seconds = progress_values(stderr, "EPOCH_SECONDS")
                 found = [int(n) for n in progress_values(stderr, "EPOCH_FOUND")]
+                losses = progress_values(stderr, "EPOCH_VAL_LOSS")
+                # An epoch counts once all its lines came: the case may be stopped between two of them.
+                done = min(len(seconds), len(found), len(losses))
+                seconds, found, losses = seconds[:done], found[:done], losses[:done]
                 record.update(
                     status="timeout",
                     time_limit_s=args.time_limit,
                     epochs_done=len(seconds),
                     informative_found_per_epoch=found,
-                    val_loss_per_epoch=progress_values(stderr, "EPOCH_VAL_LOSS"),
+                    val_loss_per_epoch=losses,
                     epoch_seconds=[round(s, 3) for s in seconds],
                     seconds_per_epoch=round(sum(seconds) / len(seconds), 3) if seconds else None,
                 )
