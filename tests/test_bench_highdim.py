@@ -20,14 +20,20 @@ def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_every_case_appends_its_record_with_the_per_epoch_recovery(tmp_path: Path) -> None:
+def bench_records(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Run the benchmark into a fresh file; its exit status must be 0; the records it appended."""
     out = tmp_path / "bench.jsonl"
-    done = bench(tmp_path, "--layout", "sparse", "--d", "300", "--epochs", "3", "--methods", "ipcae_per_batch,stg",
-                 "--out", str(out))  # fmt: skip
+    done = bench(tmp_path, *args, "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
+    return done, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_every_case_appends_its_record_with_the_per_epoch_recovery(tmp_path: Path) -> None:
+    done, records = bench_records(
+        tmp_path, "--layout", "sparse", "--d", "300", "--epochs", "3", "--methods", "ipcae_per_batch,stg"
+    )
     # Each case's progress is echoed as it comes (a case at D = 10^6 takes an hour).
     assert done.stderr.count("EPOCH_FOUND") == done.stderr.count("EPOCH_SECONDS") == 6
-    records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["method"], r["d"], r["status"]) for r in records] == [("ipcae_per_batch", 300, "ok"), ("stg", 300, "ok")]
     for r in records:
         truth = r["informative_indices"]
@@ -45,21 +51,17 @@ def test_every_case_appends_its_record_with_the_per_epoch_recovery(tmp_path: Pat
 
 
 def test_checkpoint_last_reports_the_selection_after_the_last_epoch(tmp_path: Path) -> None:
-    out = tmp_path / "bench.jsonl"
-    done = bench(tmp_path, "--d", "300", "--epochs", "2", "--methods", "cae_per_batch", "--checkpoint", "last",
-                 "--out", str(out))  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    (r,) = [json.loads(line) for line in out.read_text().splitlines()]
+    _, (r,) = bench_records(
+        tmp_path, "--d", "300", "--epochs", "2", "--methods", "cae_per_batch", "--checkpoint", "last"
+    )
     assert r["checkpoint"] == "last" and r["best_epoch"] is None and len(r["val_loss_per_epoch"]) == 2
     assert r["informative_found"] == r["informative_found_last"] == r["informative_found_per_epoch"][-1]
 
 
 def test_a_case_over_its_time_limit_keeps_the_epochs_it_finished(tmp_path: Path) -> None:
-    out = tmp_path / "bench.jsonl"
-    done = bench(tmp_path, "--d", "2000", "--epochs", "100000", "--methods", "ipcae_per_batch", "--time-limit", "12",
-                 "--out", str(out))  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    _, (record,) = bench_records(
+        tmp_path, "--d", "2000", "--epochs", "100000", "--methods", "ipcae_per_batch", "--time-limit", "12"
+    )
     assert record["status"] == "timeout" and record["time_limit_s"] == 12
     done_epochs = record["epochs_done"]
     assert done_epochs == len(record["epoch_seconds"]) == len(record["informative_found_per_epoch"]) >= 1
