@@ -236,6 +236,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         task="classification",
         name=selector_name,
         lr=args.lr,
+        scheduler=lr_scheduler(args.lr_schedule, args.epochs),
     )
     timer = ProgressTimer(common["informative_indices"])
     with tempfile.TemporaryDirectory(prefix="bench_highdim_") as checkpoints:
@@ -279,11 +280,21 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "informative_found_last": len(set(last) & set(truth)),
         "informative_found_per_epoch": timer.found_per_epoch,
         "val_loss_per_epoch": losses,
+        "lr_per_epoch": timer.lr_per_epoch,
         # ModelCheckpoint keeps the first of equal losses, as argmin does.
         "best_epoch": int(np.argmin(losses)) + 1 if args.checkpoint == "best" and losses else None,
         "unique_selected": len(set(selected)),
         "selected_indices": selected,
     }
+
+
+def lr_scheduler(schedule: str, epochs: int) -> dict[str, Any] | None:
+    """The framework's ``model/scheduler`` config for ``--lr-schedule``: ``cosine`` decays the learning
+    rate to 0 over the run (conf/model/scheduler/cosine.yaml), so that a selection found early is not
+    traded late for noise columns with a chance correlation on the training rows."""
+    if schedule == "constant":
+        return None
+    return {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True, "T_max": epochs}
 
 
 class ProgressTimer(EpochTimer):
@@ -299,6 +310,12 @@ class ProgressTimer(EpochTimer):
         self.informative = set(informative)
         self.found_per_epoch: list[int] = []
         self.val_loss_per_epoch: list[float] = []
+        self.lr_per_epoch: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        # The learning rate this epoch trains at (the schedule steps once per epoch).
+        self.lr_per_epoch.append(float(trainer.optimizers[0].param_groups[0]["lr"]))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -363,6 +380,7 @@ def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
         "--steps", str(args.steps), "--lr", str(args.lr), "--temperature-start", str(args.temperature_start),
         "--temperature-end", str(args.temperature_end),
         "--diversity-weight", str(args.diversity_weight), "--checkpoint", args.checkpoint,
+        "--lr-schedule", args.lr_schedule,
     ]  # fmt: skip
     if args.max_noise_elements is not None:
         forwarded += ["--max-noise-elements", str(args.max_noise_elements)]
@@ -432,6 +450,7 @@ def run_all(args: argparse.Namespace) -> None:
         "density": args.density if args.layout == "sparse" else None,
         "steps_per_epoch_limit": args.steps or None,
         "lr": args.lr,
+        "lr_schedule": args.lr_schedule,
         "temperature_start": args.temperature_start,
         "temperature_end": args.temperature_end,
         "checkpoint": args.checkpoint,
@@ -501,6 +520,12 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.01, help="sparse layout: non-zero fraction of noise columns")
     parser.add_argument("--steps", type=int, default=0, help="optimiser steps per epoch (0: all)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (the paper's 1e-3)")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="constant (the paper) or cosine decay to 0 over --epochs (model/scheduler=cosine)",
+    )
     parser.add_argument("--temperature-start", type=float, default=10.0, help="the paper: 10")
     parser.add_argument("--temperature-end", type=float, default=0.01, help="the paper: 0.01")
     parser.add_argument(

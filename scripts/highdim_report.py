@@ -51,6 +51,7 @@ def load_bench(path: Path) -> pd.DataFrame:
         ("steps_per_epoch_limit", None),
         ("mean_load_1min", None),
         ("lr", 1e-3),
+        ("lr_schedule", "constant"),
         ("temperature_start", 10.0),
         ("temperature_end", 0.01),
         ("diversity_weight", 0.0),
@@ -65,8 +66,8 @@ def load_bench(path: Path) -> pd.DataFrame:
     frame["p"] = frame["embedding_dim"].map(lambda p: "" if p is None or pd.isna(p) else str(int(p)))
     frame["seed"] = frame["seed"].astype(int)
     keys = [
-        "layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "temperature_start",
-        "temperature_end", "diversity_weight", "seed", "checkpoint",
+        "layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "lr_schedule",
+        "temperature_start", "temperature_end", "diversity_weight", "seed", "checkpoint",
     ]  # fmt: skip
     return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
@@ -75,6 +76,11 @@ def _fmt(value: object, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return format(value, fmt)
+
+
+def _lr(r: pd.Series) -> str:
+    """The learning rate, and its schedule where it is not constant (the paper's)."""
+    return f"{r['lr']:g}" if r["lr_schedule"] == "constant" else f"{r['lr']:g}, {r['lr_schedule']}"
 
 
 def _schedule(r: pd.Series) -> str:
@@ -104,7 +110,10 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: "
         "| ---: | ---: | ---: |",
     ]
-    order = ["layout", "method", "d", "batch_size", "lr", "temperature_start", "temperature_end", "diversity_weight"]
+    order = [
+        "layout", "method", "d", "batch_size", "lr", "lr_schedule", "temperature_start", "temperature_end",
+        "diversity_weight",
+    ]  # fmt: skip
     ordered = frame.sort_values([*order, "seed"])
     for _, r in ordered.iterrows():
         epochs = int(r["epochs_done"]) if r["status"] == "timeout" else r["epochs"]
@@ -121,7 +130,7 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
             status = f"stopped at the {int(r['time_limit_s'])} s limit"
         found, distinct = r.get("informative_found"), r.get("unique_selected")
         lines.append(
-            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {r['lr']:g} | "
+            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['batch_size']} | {_lr(r)} | "
             f"{_schedule(r)} | {r['diversity_weight']:g} | {r['seed']} | {epochs} | {_selection_at(r)} | {status} | "
             f"{_fmt(r.get('peak_rss_mb'), ',.0f')} | {_fmt(r.get('data_mb'), ',.0f')} | "
             f"{_fmt(r.get('median_epoch_seconds'), '.2f')} | {_fmt(r.get('mean_load_1min'), '.2f')} | "
@@ -145,10 +154,11 @@ def recovery_table(frame: pd.DataFrame) -> list[str]:
         "| layout | method | D | P | lr | T | GJSD λ | seed | after epoch 1, 2, ... | selection at |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    for _, r in traced.sort_values(["layout", "method", "d", "temperature_end", "diversity_weight", "seed"]).iterrows():
+    order = ["layout", "method", "d", "lr_schedule", "temperature_end", "diversity_weight", "seed"]
+    for _, r in traced.sort_values(order).iterrows():
         trace = " ".join(str(int(n)) for n in r["informative_found_per_epoch"])
         lines.append(
-            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {r['lr']:g} | "
+            f"| {r['layout']} | {r['method']} | {int(r['d']):,} | {r['p']} | {_lr(r)} | "
             f"{_schedule(r)} | {r['diversity_weight']:g} | {r['seed']} | {trace} | {_selection_at(r)} |"
         )
     return lines
@@ -156,14 +166,14 @@ def recovery_table(frame: pd.DataFrame) -> list[str]:
 
 def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
     """Least-squares slope of log(median seconds per epoch) against log(D), from :data:`SLOPE_FROM_D` up, for
-    every series of one setting (P, learning rate, temperature, epochs) measured at three widths or more,
-    with the busiest mean load average among its cases (1 is one case alone on the machine)."""
+    every series of one setting (P, learning rate and its schedule, temperature, epochs) measured at three
+    widths or more, with the busiest mean load average among its cases (1 is one case alone on the machine)."""
     sel = frame[(frame.layout == layout) & (frame.method == method) & (frame.status == "ok")]
     sel = sel[(sel.d >= SLOPE_FROM_D) & sel.seconds_per_epoch.notna() & sel.steps_per_epoch_limit.isna()]
     sel = sel[sel.diversity_weight == 0]  # the method itself; the GJSD term adds its own cost
     series = []
-    keys = ["p", "lr", "temperature_start", "temperature_end", "epochs"]
-    for (p, lr, temperature, temperature_end, epochs), group in sel.groupby(keys):
+    keys = ["p", "lr", "lr_schedule", "temperature_start", "temperature_end", "epochs"]
+    for (p, lr, lr_schedule, temperature, temperature_end, epochs), group in sel.groupby(keys):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
         if len(group) < 3:
             continue
@@ -173,6 +183,7 @@ def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
             {
                 "p": p,
                 "lr": lr,
+                "lr_schedule": lr_schedule,
                 "temperature_start": temperature,
                 "temperature_end": temperature_end,
                 "epochs": int(epochs),
@@ -194,6 +205,7 @@ def plot(frame: pd.DataFrame, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ok = ok[
         (ok.lr == 1e-3)
+        & (ok.lr_schedule == "constant")
         & (ok.temperature_start == 10.0)
         & (ok.temperature_end == 0.01)
         & (ok.diversity_weight == 0)
@@ -345,7 +357,7 @@ def criteria(frame: pd.DataFrame) -> list[str]:
     # The target is set for 20 epochs; shorter cases at 10^6 are timing runs.
     sparse = sparse[sparse.epochs >= 20]
     for _, r in sparse.iterrows():
-        settings = f"lr {r['lr']:g}, T {_schedule(r)}"
+        settings = f"lr {_lr(r)}, T {_schedule(r)}"
         if r["diversity_weight"]:
             settings += f", GJSD λ {r['diversity_weight']:g}"
         if r["seed"]:

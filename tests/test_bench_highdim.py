@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_highdim.py"
 
@@ -55,7 +57,17 @@ def test_checkpoint_last_reports_the_selection_after_the_last_epoch(tmp_path: Pa
         tmp_path, "--d", "300", "--epochs", "2", "--methods", "cae_per_batch", "--checkpoint", "last"
     )
     assert r["checkpoint"] == "last" and r["best_epoch"] is None and len(r["val_loss_per_epoch"]) == 2
+    assert r["lr_schedule"] == "constant" and r["lr_per_epoch"] == [1e-3, 1e-3]
     assert r["informative_found"] == r["informative_found_last"] == r["informative_found_per_epoch"][-1]
+
+
+def test_cosine_schedule_decays_the_learning_rate_once_per_epoch(tmp_path: Path) -> None:
+    _, (r,) = bench_records(
+        tmp_path, "--d", "300", "--epochs", "4", "--methods", "ipcae_per_batch", "--lr-schedule", "cosine"
+    )
+    # lr_e = lr (1 + cos(pi e / E)) / 2 for the epochs e = 0 .. E - 1 (conf/model/scheduler/cosine.yaml).
+    assert r["lr_schedule"] == "cosine"
+    assert r["lr_per_epoch"] == pytest.approx([1e-3, 8.5355339e-4, 5e-4, 1.4644661e-4])
 
 
 def test_a_case_over_its_time_limit_keeps_the_epochs_it_finished(tmp_path: Path) -> None:

@@ -72,8 +72,8 @@ def test_time_slope_per_series_uses_median_epochs_and_reports_the_load(tmp_path:
 
 
 def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: Path) -> None:
-    """A case run again with another training seed, GJSD lambda or final temperature is a new row, not a
-    replacement; a rerun of the same case replaces the earlier line."""
+    """A case run again with another training seed, GJSD lambda, final temperature or learning-rate schedule
+    is a new row, not a replacement; a rerun of the same case replaces the earlier line."""
     module = _report_module()
     base = {"layout": "sparse", "method": "ipcae_per_batch", "status": "ok", "embedding_dim": 64, "batch_size": 128,
             "d": 100_000, "epochs": 20, "epoch_seconds": [1.0], "seconds_per_epoch": 1.0}  # fmt: skip
@@ -83,18 +83,33 @@ def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: 
         {**base, "seed": 1, "diversity_weight": 0.0, "informative_found": 7},
         {**base, "seed": 0, "diversity_weight": 1.0, "informative_found": 8},
         {**base, "seed": 0, "diversity_weight": 0.0, "temperature_end": 0.3, "informative_found": 9},
+        {**base, "seed": 0, "diversity_weight": 0.0, "lr_schedule": "cosine", "informative_found": 10},
     ]
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     frame = module.load_bench(path)
-    found = zip(frame.seed, frame.diversity_weight, frame.temperature_end, frame.informative_found, strict=True)
-    assert sorted(found) == [(0, 0.0, 0.01, 6), (0, 0.0, 0.3, 9), (0, 1.0, 0.01, 8), (1, 0.0, 0.01, 7)]
+    found = zip(
+        frame.seed,
+        frame.diversity_weight,
+        frame.temperature_end,
+        frame.lr_schedule,
+        frame.informative_found,
+        strict=True,
+    )
+    assert sorted(found) == [
+        (0, 0.0, 0.01, "constant", 6),
+        (0, 0.0, 0.01, "cosine", 10),
+        (0, 0.0, 0.3, "constant", 9),
+        (0, 1.0, 0.01, "constant", 8),
+        (1, 0.0, 0.01, "constant", 7),
+    ]
     rows = [line for line in module.bench_table(frame) if line.startswith("| sparse")]
-    assert [row.split(" | ")[6:9] for row in rows] == [
-        ["10 → 0.01", "0", "0"],
-        ["10 → 0.01", "0", "1"],
-        ["10 → 0.01", "1", "0"],
-        ["10 → 0.3", "0", "0"],
+    assert [row.split(" | ")[5:9] for row in rows] == [
+        ["0.001", "10 → 0.01", "0", "0"],
+        ["0.001", "10 → 0.01", "0", "1"],
+        ["0.001", "10 → 0.01", "1", "0"],
+        ["0.001", "10 → 0.3", "0", "0"],
+        ["0.001, cosine", "10 → 0.01", "0", "0"],
     ]
 
 
