@@ -325,8 +325,10 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
             "### Settings of the D = 10^6 case, chosen at a tenth of its width (IP-CAE, sparse)",
             "",
             "Runs that chose the settings of the D = 10^6 case at D = 10^5 (`benchmarks/results/highdim_tuning.jsonl`, "
-            "same script with `--lr`, `--temperature-start`, `--temperature-end`, `--embedding-dim`, "
-            "`--diversity-weight`, `--seed`):",
+            "same script with `--lr`, `--lr-schedule`, `--temperature-start`, `--temperature-end`, `--embedding-dim`, "
+            "`--diversity-weight`, `--seed`). `lr ..., cosine`: the learning rate decays to 0 over the 20 epochs "
+            "(`model/scheduler=cosine`), so that the selection found in the first epochs is not traded late in "
+            "training for noise columns that correlate with the label on the training rows by chance:",
             "",
             *bench_table(tuning),
         ]
