@@ -290,8 +290,8 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
 
 def lr_scheduler(schedule: str, epochs: int) -> dict[str, Any] | None:
     """The framework's ``model/scheduler`` config for ``--lr-schedule``: ``cosine`` decays the learning
-    rate to 0 over the run (conf/model/scheduler/cosine.yaml), so that a selection found early is not
-    traded late for noise columns with a chance correlation on the training rows."""
+    rate to 0 over the run (conf/model/scheduler/cosine.yaml), so that a selection found early is less
+    often traded late for noise columns with a chance correlation on the training rows."""
     if schedule == "constant":
         return None
     return {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True, "T_max": epochs}
