@@ -127,6 +127,29 @@ def test_entropy_and_max_probability() -> None:
     assert mean_max_probability(probs).item() == pytest.approx(0.75)
 
 
+def test_gjsd_gradient_is_finite_where_the_softmax_underflows() -> None:
+    """IP-CAE's rows spread their logits by hundreds within epochs: exact zeros in the softmax must
+    give a zero gradient there (xlogy(p, p) alone gives 0 / 0), and the same gradient elsewhere."""
+    logits = torch.tensor([[0.0, 200.0, -200.0], [150.0, 0.0, 10.0]], requires_grad=True)
+    probs = torch.softmax(logits, dim=-1)
+    assert (probs == 0).sum() == 4  # e^-140 and below underflow in float32
+    gjsd(probs).backward()
+    assert torch.isfinite(logits.grad).all()
+    # Away from zeros the value and gradient are xlogy's, bit for bit.
+    smooth = torch.tensor([[0.3, 1.2, -0.7], [0.5, 0.0, 2.0]], requires_grad=True)
+    reference = smooth.detach().clone().requires_grad_()
+    value = gjsd(torch.softmax(smooth, dim=-1))
+    q = torch.softmax(reference, dim=-1)
+
+    def xlogy_entropy(t: torch.Tensor) -> torch.Tensor:
+        return -torch.special.xlogy(t, t).sum(-1)
+
+    expected = xlogy_entropy(q.mean(0)) - xlogy_entropy(q).mean()
+    value.backward()
+    expected.backward()
+    assert value.item() == expected.item() and torch.equal(smooth.grad, reference.grad)
+
+
 def test_diversity_weight_rewards_gjsd() -> None:
     selector = DirectSelector(num_features=6, k=3, diversity_weight=2.0)
     expected = -2.0 * gjsd(selector.probabilities())

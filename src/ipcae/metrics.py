@@ -12,8 +12,13 @@ def unique_percentage(indices: Tensor) -> Tensor:
 
 
 def entropy(probs: Tensor, dim: int = -1) -> Tensor:
-    """Shannon entropy in nats; 0 * log 0 counts as 0."""
-    return -torch.special.xlogy(probs, probs).sum(dim)
+    """Shannon entropy in nats; 0 * log 0 counts as 0, and so does its gradient.
+
+    ``xlogy(p, p)`` alone has the value 0 at p = 0 but the gradient 0 / 0 = NaN there, and a softmax
+    whose logits spread by more than about 100 (IP-CAE's rows do within a few epochs) has exact zeros.
+    Where p > 0 the value and the gradient are those of ``xlogy(p, p)``, bit for bit.
+    """
+    return -torch.special.xlogy(probs, torch.where(probs > 0, probs, torch.ones_like(probs))).sum(dim)
 
 
 def gjsd(probs: Tensor) -> Tensor:
