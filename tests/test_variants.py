@@ -75,7 +75,15 @@ def test_section_compares_on_the_seeds_both_have(tmp_path: Path) -> None:
     assert cells[1] == str(len(CANDIDATES))
     assert cells[2] == "lr 0.003" and cells[3] == "0.2000" and cells[4] == "0.3000"
     assert cells[5].startswith("93.00 ± 2.00 (n=3)") and cells[6].startswith("92.00 ± 2.00 (n=3)")
-    assert cells[7] == "+1.00" and cells[8] == "yes"
+    # Three of the five seeds: no verdict yet.
+    assert cells[7] == "+1.00" and cells[8] == "not yet (3 of 5 seeds)"
+    assert "Ahead of IP-CAE on 0 of the 0 datasets" in text
+    write_run(tmp_path, "ipcae", ["model.lr=0.003"], 3, 0.5, 0.12)
+    write_run(tmp_path, "ipcae", ["model.lr=0.003"], 4, 0.6, 0.90)
+    write_run(tmp_path, "ipcae", [], 4, 0.6, 0.88)
+    cells, text = row_cells()
+    assert cells[5].startswith("76.20 ± ") and cells[6].startswith("74.80 ± ")
+    assert cells[7] == "+1.40" and cells[8] == "yes"
     assert "Ahead of IP-CAE on 1 of the 1 datasets" in text
     assert variant_section([tmp_path / "empty"]) == []
 

@@ -130,7 +130,8 @@ def variant_section(dirs: Iterable[Path]) -> list[str]:
         + ". Per dataset, once every candidate has run on seed 0, the one with the lowest validation loss is "
         "chosen (`python -m ipcae.variants chosen`), then run on the other seeds; test accuracy (joint decoder, "
         "%) against IP-CAE on the same seeds. Test numbers never enter the choice. Where some candidates have "
-        "not run yet, the row shows the provisional leader and does not count towards the verdict.",
+        "not run yet, the row shows the provisional leader; until the chosen one has run on all five seeds, "
+        "the row has no verdict and does not count towards the total.",
         "",
         "| dataset | candidates run (seed 0) | chosen on validation | val loss | IP-CAE val loss | chosen: test acc. % "
         "| IP-CAE, same seeds | difference | ahead |",
@@ -168,10 +169,14 @@ def variant_section(dirs: Iterable[Path]) -> list[str]:
             continue
         a, b = [mine[s] for s in seeds], [base[s] for s in seeds]
         diff = 100 * (np.mean(a) - np.mean(b))
-        if complete:
+        # A verdict needs every candidate's seed-0 run and the chosen one on all the seeds.
+        settled = complete and len(seeds) == len(SEEDS)
+        if settled:
             compared += 1
             ahead += diff > 0
-        verdict = ("yes" if diff > 0 else "no") if complete else "not yet"
+        verdict = ("yes" if diff > 0 else "no") if settled else "not yet"
+        if complete and not settled:
+            verdict += f" ({len(seeds)} of {len(SEEDS)} seeds)"
         lines.append(
             f"| {dataset} | {ran} | {label} | {loss:.4f} | {base_text} | {_mean_sd(a)} | {_mean_sd(b)} | "
             f"{diff:+.2f} | {verdict} |"
