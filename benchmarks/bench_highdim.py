@@ -294,7 +294,13 @@ def lr_scheduler(schedule: str, epochs: int) -> dict[str, Any] | None:
     often traded late for noise columns with a chance correlation on the training rows."""
     if schedule == "constant":
         return None
-    return {"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "_partial_": True, "T_max": epochs}
+    from omegaconf import OmegaConf
+
+    # The config itself, so the benchmark measures what `model/scheduler=cosine` runs; its T_max
+    # interpolates trainer.max_epochs, which this script sets to --epochs.
+    config = OmegaConf.load(ROOT / "conf" / "model" / "scheduler" / f"{schedule}.yaml")
+    composed = OmegaConf.merge({"trainer": {"max_epochs": epochs}}, {"scheduler": config})
+    return OmegaConf.to_container(composed, resolve=True)["scheduler"]
 
 
 class ProgressTimer(EpochTimer):
