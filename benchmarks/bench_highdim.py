@@ -44,6 +44,7 @@ import os
 import platform
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -414,9 +415,13 @@ def run_with_progress(command: list[str], env: dict[str, str], time_limit: float
     try:
         returncode: int | None = proc.wait(timeout=time_limit)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
         returncode = None
+    finally:
+        # Past the time limit, or this process stopped (Ctrl-C, SIGTERM): the case goes with it, rather
+        # than training on for an hour with nobody to read its record.
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     reader.join()
     stdout_reader.join()
     return returncode, "".join(out), "".join(err_lines)
@@ -549,6 +554,8 @@ def main() -> None:
     if args.case_method:
         print(json.dumps(run_case(args)), flush=True)
     else:
+        # SIGTERM (kill, a scheduler's stop) as an exception, so that the running case is stopped too.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         run_all(args)
 
 

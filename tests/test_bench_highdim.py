@@ -86,3 +86,24 @@ def test_an_unknown_method_is_one_error_line_and_no_record(tmp_path: Path) -> No
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("error: --methods 'ipcae_per_row' is unknown")
     assert not out.exists()
+
+
+def test_stopping_the_benchmark_stops_the_case_it_runs(tmp_path: Path) -> None:
+    # Each case is a subprocess; a benchmark stopped by SIGTERM must not leave it training on unseen.
+    out = tmp_path / "bench.jsonl"
+    command = [sys.executable, str(SCRIPT), "--n-train", "400", "--d", "300", "--epochs", "100000", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        for line in proc.stderr:  # the case has started training once its first epoch is reported
+            if line.startswith("EPOCH_SECONDS"):
+                break
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+        proc.terminate()
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+    case = Path(f"/proc/{children[0]}")
+    assert not case.exists() or "State:\tZ" in (case / "status").read_text()
+    assert not out.exists() or out.read_text() == ""
