@@ -237,6 +237,7 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         task="classification",
         name=selector_name,
         lr=args.lr,
+        optimizer=adam(args.adam_eps),
         scheduler=lr_scheduler(args.lr_schedule, args.epochs),
     )
     timer = ProgressTimer(common["informative_indices"])
@@ -282,11 +283,24 @@ def run_case(args: argparse.Namespace) -> dict[str, Any]:
         "informative_found_per_epoch": timer.found_per_epoch,
         "val_loss_per_epoch": losses,
         "lr_per_epoch": timer.lr_per_epoch,
+        "optimizer_eps": timer.optimizer_eps,
         # ModelCheckpoint keeps the first of equal losses, as argmin does.
         "best_epoch": int(np.argmin(losses)) + 1 if args.checkpoint == "best" and losses else None,
         "unique_selected": len(set(selected)),
         "selected_indices": selected,
     }
+
+
+def adam(eps: float) -> dict[str, Any]:
+    """The framework's Adam (conf/model/optimizer/adam.yaml) with ``eps``, its term added to the root of the
+    second moment. At D = 10^6 nearly every column of IP-CAE's map gets a gradient orders of magnitude below an
+    informative column's (1e-8 against 1e-6 in the first epoch at D = 10^5); Adam divides each by its own
+    running size, so at torch's 1e-8 those columns move almost as fast as the informative ones, in directions
+    set by chance. A larger ``eps`` leaves such gradients as small steps (``--adam-eps``)."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "optimizer" / "adam.yaml"))
+    return {**config, "eps": eps}
 
 
 def lr_scheduler(schedule: str, epochs: int) -> dict[str, Any] | None:
@@ -318,11 +332,14 @@ class ProgressTimer(EpochTimer):
         self.found_per_epoch: list[int] = []
         self.val_loss_per_epoch: list[float] = []
         self.lr_per_epoch: list[float] = []
+        self.optimizer_eps: float | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         # The learning rate this epoch trains at (the schedule steps once per epoch).
         self.lr_per_epoch.append(float(trainer.optimizers[0].param_groups[0]["lr"]))
+        # The eps the optimiser ran with, read from it rather than from --adam-eps.
+        self.optimizer_eps = float(trainer.optimizers[0].param_groups[0]["eps"])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -387,7 +404,7 @@ def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:
         "--steps", str(args.steps), "--lr", str(args.lr), "--temperature-start", str(args.temperature_start),
         "--temperature-end", str(args.temperature_end),
         "--diversity-weight", str(args.diversity_weight), "--checkpoint", args.checkpoint,
-        "--lr-schedule", args.lr_schedule,
+        "--lr-schedule", args.lr_schedule, "--adam-eps", str(args.adam_eps),
     ]  # fmt: skip
     if args.max_noise_elements is not None:
         forwarded += ["--max-noise-elements", str(args.max_noise_elements)]
@@ -462,6 +479,7 @@ def run_all(args: argparse.Namespace) -> None:
         "steps_per_epoch_limit": args.steps or None,
         "lr": args.lr,
         "lr_schedule": args.lr_schedule,
+        "adam_eps": args.adam_eps,
         "temperature_start": args.temperature_start,
         "temperature_end": args.temperature_end,
         "checkpoint": args.checkpoint,
@@ -531,6 +549,9 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.01, help="sparse layout: non-zero fraction of noise columns")
     parser.add_argument("--steps", type=int, default=0, help="optimiser steps per epoch (0: all)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (the paper's 1e-3)")
+    parser.add_argument(
+        "--adam-eps", type=float, default=1e-8, help="Adam's eps (torch's default 1e-8; see adam() for a larger one)"
+    )
     parser.add_argument(
         "--lr-schedule",
         choices=("constant", "cosine"),

@@ -52,6 +52,7 @@ def load_bench(path: Path) -> pd.DataFrame:
         ("mean_load_1min", None),
         ("lr", 1e-3),
         ("lr_schedule", "constant"),
+        ("adam_eps", 1e-8),
         ("temperature_start", 10.0),
         ("temperature_end", 0.01),
         ("diversity_weight", 0.0),
@@ -67,7 +68,7 @@ def load_bench(path: Path) -> pd.DataFrame:
     frame["seed"] = frame["seed"].astype(int)
     keys = [
         "layout", "method", "d", "p", "batch_size", "epochs", "steps_per_epoch_limit", "lr", "lr_schedule",
-        "temperature_start", "temperature_end", "diversity_weight", "seed", "checkpoint",
+        "adam_eps", "temperature_start", "temperature_end", "diversity_weight", "seed", "checkpoint",
     ]  # fmt: skip
     return frame.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
 
@@ -79,8 +80,9 @@ def _fmt(value: object, fmt: str) -> str:
 
 
 def _lr(r: pd.Series) -> str:
-    """The learning rate, and its schedule where it is not constant (the paper's)."""
-    return f"{r['lr']:g}" if r["lr_schedule"] == "constant" else f"{r['lr']:g}, {r['lr_schedule']}"
+    """The learning rate, its schedule where it is not constant (the paper's), Adam's eps where it is not torch's."""
+    text = f"{r['lr']:g}" if r["lr_schedule"] == "constant" else f"{r['lr']:g}, {r['lr_schedule']}"
+    return text if r["adam_eps"] == 1e-8 else f"{text}, eps {r['adam_eps']:g}"
 
 
 def _schedule(r: pd.Series) -> str:
@@ -111,8 +113,8 @@ def bench_table(frame: pd.DataFrame) -> list[str]:
         "| ---: | ---: | ---: |",
     ]
     order = [
-        "layout", "method", "d", "batch_size", "lr", "lr_schedule", "temperature_start", "temperature_end",
-        "diversity_weight",
+        "layout", "method", "d", "batch_size", "lr", "lr_schedule", "adam_eps", "temperature_start",
+        "temperature_end", "diversity_weight",
     ]  # fmt: skip
     ordered = frame.sort_values([*order, "seed"])
     for _, r in ordered.iterrows():
@@ -154,7 +156,7 @@ def recovery_table(frame: pd.DataFrame) -> list[str]:
         "| layout | method | D | P | lr | T | GJSD λ | seed | after epoch 1, 2, ... | selection at |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    order = ["layout", "method", "d", "lr_schedule", "temperature_end", "diversity_weight", "seed"]
+    order = ["layout", "method", "d", "lr_schedule", "adam_eps", "temperature_end", "diversity_weight", "seed"]
     for _, r in traced.sort_values(order).iterrows():
         trace = " ".join(str(int(n)) for n in r["informative_found_per_epoch"])
         lines.append(
@@ -172,8 +174,8 @@ def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
     sel = sel[(sel.d >= SLOPE_FROM_D) & sel.seconds_per_epoch.notna() & sel.steps_per_epoch_limit.isna()]
     sel = sel[sel.diversity_weight == 0]  # the method itself; the GJSD term adds its own cost
     series = []
-    keys = ["p", "lr", "lr_schedule", "temperature_start", "temperature_end", "epochs"]
-    for (p, lr, lr_schedule, temperature, temperature_end, epochs), group in sel.groupby(keys):
+    keys = ["p", "lr", "lr_schedule", "adam_eps", "temperature_start", "temperature_end", "epochs"]
+    for (p, lr, lr_schedule, adam_eps, temperature, temperature_end, epochs), group in sel.groupby(keys):
         group = group.sort_values("d").drop_duplicates("d", keep="last")
         if len(group) < 3:
             continue
@@ -184,6 +186,7 @@ def slopes(frame: pd.DataFrame, layout: str, method: str) -> list[dict]:
                 "p": p,
                 "lr": lr,
                 "lr_schedule": lr_schedule,
+                "adam_eps": adam_eps,
                 "temperature_start": temperature,
                 "temperature_end": temperature_end,
                 "epochs": int(epochs),
@@ -206,6 +209,7 @@ def plot(frame: pd.DataFrame, out: Path) -> None:
     ok = ok[
         (ok.lr == 1e-3)
         & (ok.lr_schedule == "constant")
+        & (ok.adam_eps == 1e-8)
         & (ok.temperature_start == 10.0)
         & (ok.temperature_end == 0.01)
         & (ok.diversity_weight == 0)
@@ -325,10 +329,13 @@ def build(bench_path: Path, store: Path, out: Path, figure: Path) -> str:
             "### Settings of the D = 10^6 case, chosen at a tenth of its width (IP-CAE, sparse)",
             "",
             "Runs that chose the settings of the D = 10^6 case at D = 10^5 (`benchmarks/results/highdim_tuning.jsonl`, "
-            "same script with `--lr`, `--lr-schedule`, `--temperature-start`, `--temperature-end`, `--embedding-dim`, "
-            "`--diversity-weight`, `--seed`). `lr ..., cosine`: the learning rate decays to 0 over the 20 epochs "
-            "(`model/scheduler=cosine`), so that the selection found in the first epochs is not traded late in "
-            "training for noise columns that correlate with the label on the training rows by chance:",
+            "same script with `--lr`, `--lr-schedule`, `--adam-eps`, `--temperature-start`, `--temperature-end`, "
+            "`--embedding-dim`, `--diversity-weight`, `--seed`). `lr ..., cosine`: the learning rate decays to 0 over "
+            "the 20 epochs (`model/scheduler=cosine`), so that the selection found in the first epochs is not traded "
+            "late in training for noise columns that correlate with the label on the training rows by chance. "
+            "`eps X`: Adam's eps raised from torch's 1e-8; the noise columns of IP-CAE's map get gradients orders of "
+            "magnitude below the informative ones', which Adam at 1e-8 scales up into near-full steps in directions "
+            "set by chance, and a larger eps leaves them small:",
             "",
             *bench_table(tuning),
         ]

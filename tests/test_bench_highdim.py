@@ -70,6 +70,16 @@ def test_cosine_schedule_decays_the_learning_rate_once_per_epoch(tmp_path: Path)
     assert r["lr_per_epoch"] == pytest.approx([1e-3, 8.5355339e-4, 5e-4, 1.4644661e-4])
 
 
+def test_adam_eps_is_the_optimisers_own_and_recorded(tmp_path: Path) -> None:
+    _, (default,) = bench_records(tmp_path, "--d", "300", "--epochs", "1", "--methods", "ipcae_per_batch")
+    assert default["adam_eps"] == default["optimizer_eps"] == 1e-8  # torch's default, the paper's Adam
+    (tmp_path / "bench.jsonl").unlink()
+    _, (raised,) = bench_records(
+        tmp_path, "--d", "300", "--epochs", "1", "--methods", "ipcae_per_batch", "--adam-eps", "1e-6"
+    )
+    assert raised["adam_eps"] == raised["optimizer_eps"] == 1e-6
+
+
 def test_a_case_over_its_time_limit_keeps_the_epochs_it_finished(tmp_path: Path) -> None:
     _, (record,) = bench_records(
         tmp_path, "--d", "2000", "--epochs", "100000", "--methods", "ipcae_per_batch", "--time-limit", "12"

@@ -84,6 +84,7 @@ def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: 
         {**base, "seed": 0, "diversity_weight": 1.0, "informative_found": 8},
         {**base, "seed": 0, "diversity_weight": 0.0, "temperature_end": 0.3, "informative_found": 9},
         {**base, "seed": 0, "diversity_weight": 0.0, "lr_schedule": "cosine", "informative_found": 10},
+        {**base, "seed": 0, "lr_schedule": "cosine", "adam_eps": 1e-7, "informative_found": 4},
     ]
     path = tmp_path / "bench.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -93,15 +94,17 @@ def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: 
         frame.diversity_weight,
         frame.temperature_end,
         frame.lr_schedule,
+        frame.adam_eps,
         frame.informative_found,
         strict=True,
     )
     assert sorted(found) == [
-        (0, 0.0, 0.01, "constant", 6),
-        (0, 0.0, 0.01, "cosine", 10),
-        (0, 0.0, 0.3, "constant", 9),
-        (0, 1.0, 0.01, "constant", 8),
-        (1, 0.0, 0.01, "constant", 7),
+        (0, 0.0, 0.01, "constant", 1e-8, 6),
+        (0, 0.0, 0.01, "cosine", 1e-8, 10),
+        (0, 0.0, 0.01, "cosine", 1e-7, 4),
+        (0, 0.0, 0.3, "constant", 1e-8, 9),
+        (0, 1.0, 0.01, "constant", 1e-8, 8),
+        (1, 0.0, 0.01, "constant", 1e-8, 7),
     ]
     rows = [line for line in module.bench_table(frame) if line.startswith("| sparse")]
     assert [row.split(" | ")[5:9] for row in rows] == [
@@ -110,6 +113,7 @@ def test_seeds_diversity_weights_and_schedules_are_cases_of_their_own(tmp_path: 
         ["0.001", "10 → 0.01", "1", "0"],
         ["0.001", "10 → 0.3", "0", "0"],
         ["0.001, cosine", "10 → 0.01", "0", "0"],
+        ["0.001, cosine, eps 1e-07", "10 → 0.01", "0", "0"],
     ]
 
 
