@@ -52,6 +52,26 @@ def selection_section(data: dict) -> list[str]:
     )
 
 
+def topk_section(data: dict) -> list[str]:
+    lines = [
+        "## Relaxed top-k rounds (model=topk, ipcae_topk) against the temperature, forward + backward",
+        "",
+        f"{machine_line(data)}. Median of {data['repeats']} repetitions, interleaved; the floored rounds "
+        "against the same recursion without the floors (`relaxed_topk_rounds_reference`). Load average "
+        f"{data['load_average_before'][0]:.1f} before, {data['load_average_after'][0]:.1f} after. "
+        f"Command: `{data['command']}`.",
+        "",
+        "| size | B x K x D | T | unfloored ms | floored ms | speedup |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in data["results"]:
+        lines.append(
+            f"| {r['size']} | {r['B']} x {r['K']} x {r['D']} | {r['temperature']:g} | {r['reference_ms']:.1f} | "
+            f"{r['floored_ms']:.1f} | {r['speedup']:.2f}x |"
+        )
+    return [*lines, ""]
+
+
 def training_section(data: dict) -> list[str]:
     lines = [
         "## Framework against a plain PyTorch loop (seconds per epoch)",
@@ -200,6 +220,7 @@ def main() -> None:
     ]
     sections = [
         ("selection", selection_section),
+        ("topk", topk_section),
         ("training", training_section),
         ("training_private_steps", private_steps_section),
         ("full_runs", full_runs_section),

@@ -19,6 +19,12 @@ vector), and what this module does:
   floating point. The authors' code floors 1 - a at the smallest positive float instead, which
   caps the down-weighting at about -87 (float32): a feature whose perturbed logit leads by more
   than that is taken again by the next round (tests/test_new_selectors.py has the case).
+- Entries of r_j / T more than 60 below their row's largest are raised to that floor before any
+  exp (shares of e^-60 instead of smaller ones), and log1p is not evaluated at shares below 1e-15:
+  torch's CPU exp and log1p slow down about 100x per element in those ranges, which at low T is most
+  of them (``FLOOR_BELOW_MAX`` says why in full; benchmarks/bench_topk.py times it). In float32 the
+  50 rounds at T <= 0.03 amplify rounding to order 1 with or without the floors, so a run is
+  reproducible from its seed on one implementation, not across the two.
 - The mask's entries are NOT bounded by 1 in general: the correction log(1 - a_j) is not divided
   by T while the softmax is, so at T != 1 a feature split between two rounds can collect more
   than 1 (e.g. K = D = 2, r = (log 9, 0), T = 1 gives (1.4, 0.6)). They are >= 0, sum to K, and
@@ -66,19 +72,46 @@ PARAMETERISATIONS = ("direct", "indirect")
 NOISE_MODES = ("per_example", "per_batch")
 
 
+# An entry of z more than this far below its row's largest is raised to that floor before any exp: its
+# softmax share is then e^-60 (about 1e-26) instead of something smaller, far below what a round that
+# sums to 1 resolves: the rounds agree with the unfloored recursion (relaxed_topk_rounds_reference) as
+# closely as that recursion's own float rounding allows (tests/test_new_selectors.py). log(1 - a) is -a
+# where a < TINY_SHARE (exact to float64 there) and log1p(-a) elsewhere; log1p is never evaluated at
+# the tiny shares.
+# Why: as T falls most entries of r / T lie hundreds of units below the largest, and torch's CPU exp
+# and log1p take a slow path (about 100x per element) for arguments that underflow or whose intermediates
+# are subnormal; unfloored, top-k epochs on ISOLET took 5 to 9 times as long at T < 0.3 as at T = 10.
+# The floors apply on every device, so that CPU and GPU runs compute the same thing.
+FLOOR_BELOW_MAX = 60.0
+TINY_SHARE = 1e-15
+
+
+def _floored(z: Tensor) -> Tensor:
+    """z with every entry below (row max - FLOOR_BELOW_MAX) raised to it; rows of -inf stay -inf."""
+    return z.clamp(min=z.amax(dim=-1, keepdim=True).detach() - FLOOR_BELOW_MAX)
+
+
 def log_one_minus_softmax(z: Tensor) -> Tensor:
-    """log(1 - softmax(z)) over the last axis, accurate when an entry of the softmax rounds to 1.
+    """log(1 - softmax(z)) over the last axis, accurate when an entry of the softmax rounds to 1."""
+    floored = _floored(z)
+    return _log_one_minus(z, floored, torch.softmax(floored, dim=-1))
+
+
+def _log_one_minus(z: Tensor, floored: Tensor, a: Tensor) -> Tensor:
+    """log(1 - a) for a = softmax(floored), floored = _floored(z).
 
     log1p(-a) for every entry but the largest (there a <= 1/2, no cancellation); for the largest,
-    logsumexp of the other entries minus logsumexp of all, which stays finite and exact.
+    logsumexp of the other entries minus logsumexp of all, which stays finite and exact. The other
+    entries' logsumexp is floored against their own largest, not the row's, so a taken feature's
+    log(1 - a) is exactly -(its lead over the runner-up) however large that lead is.
     """
-    log_a = torch.log_softmax(z, dim=-1)
     top = z.argmax(dim=-1, keepdim=True)
-    others = torch.logsumexp(z.scatter(-1, top, float("-inf")), dim=-1, keepdim=True)
-    at_top = others - torch.logsumexp(z, dim=-1, keepdim=True)
+    others = z.scatter(-1, top, float("-inf"))
+    at_top = torch.logsumexp(_floored(others), dim=-1, keepdim=True) - torch.logsumexp(floored, dim=-1, keepdim=True)
     # The largest entry is zeroed before log1p so that a == 1 there cannot put 0 * inf into the gradient.
-    rest = log_a.exp().scatter(-1, top, 0.0)
-    return torch.log1p(-rest).scatter(-1, top, at_top)
+    rest = a.scatter(-1, top, 0.0)
+    log_rest = torch.where(rest < TINY_SHARE, -rest, torch.log1p(-rest.clamp(min=TINY_SHARE)))
+    return log_rest.scatter(-1, top, at_top)
 
 
 def relaxed_topk_rounds(scores: Tensor, k: int, temperature: Tensor | float) -> Tensor:
@@ -90,9 +123,28 @@ def relaxed_topk_rounds(scores: Tensor, k: int, temperature: Tensor | float) -> 
     r = scores
     for j in range(k):
         z = r / temperature
-        rounds.append(torch.softmax(z, dim=-1))
+        floored = _floored(z)
+        rounds.append(torch.softmax(floored, dim=-1))
         if j < k - 1:
-            r = r + log_one_minus_softmax(z)
+            r = r + _log_one_minus(z, floored, rounds[-1])
+    return torch.stack(rounds, dim=-2)
+
+
+def relaxed_topk_rounds_reference(scores: Tensor, k: int, temperature: Tensor | float) -> Tensor:
+    """relaxed_topk_rounds without the floors: the same recursion and the same exact log(1 - a) for the
+    taken entry, on every entry as it is. Slow on CPU at low T; kept to test and time the floored one against."""
+    rounds = []
+    r = scores
+    for j in range(k):
+        z = r / temperature
+        log_a = torch.log_softmax(z, dim=-1)
+        rounds.append(log_a.exp())
+        if j < k - 1:
+            top = z.argmax(dim=-1, keepdim=True)
+            others = torch.logsumexp(z.scatter(-1, top, float("-inf")), dim=-1, keepdim=True)
+            at_top = others - torch.logsumexp(z, dim=-1, keepdim=True)
+            rest = rounds[-1].scatter(-1, top, 0.0)
+            r = r + torch.log1p(-rest).scatter(-1, top, at_top)
     return torch.stack(rounds, dim=-2)
 
 
