@@ -80,15 +80,36 @@ NOISE_MODES = ("per_example", "per_batch")
 # the tiny shares.
 # Why: as T falls most entries of r / T lie hundreds of units below the largest, and torch's CPU exp
 # and log1p take a slow path (about 100x per element) for arguments that underflow or whose intermediates
-# are subnormal; unfloored, top-k epochs on ISOLET took 5 to 9 times as long at T < 0.3 as at T = 10.
-# The floors apply on every device, so that CPU and GPU runs compute the same thing.
+# are subnormal, which at T <= 0.1 is most entries (benchmarks/bench_topk.py times both forms).
+# On CPU they apply where enough entries need them (_worth_it); on CUDA always.
 FLOOR_BELOW_MAX = 60.0
 TINY_SHARE = 1e-15
 
 
 def _floored(z: Tensor) -> Tensor:
     """z with every entry below (row max - FLOOR_BELOW_MAX) raised to it; rows of -inf stay -inf."""
-    return z.clamp(min=z.amax(dim=-1, keepdim=True).detach() - FLOOR_BELOW_MAX)
+    floor = z.amax(dim=-1, keepdim=True).detach() - FLOOR_BELOW_MAX
+    if z.device.type == "cpu" and not _worth_it(z < floor):
+        return z
+    return z.clamp(min=floor)
+
+
+def _log1p_neg(rest: Tensor, a: Tensor) -> Tensor:
+    """log(1 - rest) for 0 <= rest <= 1/2 (the round ``a`` with its largest entry zeroed): log1p(-rest),
+    and -rest where rest < TINY_SHARE (log1p is not evaluated there)."""
+    if a.device.type == "cpu" and not _worth_it(a < TINY_SHARE):  # a's largest entry is never tiny
+        return torch.log1p(-rest)
+    return torch.where(rest < TINY_SHARE, -rest, torch.log1p(-rest.clamp(min=TINY_SHARE)))
+
+
+def _worth_it(slow: Tensor) -> bool:
+    """Whether guarding the entries flagged ``slow`` costs less than leaving them to the slow path. On
+    CPU, where reading the count is free, a guard (a few passes over the tensor, forward and backward)
+    pays once more than 1 in 4 entries would take the slow path (benchmarks/bench_topk.py: below that,
+    at T around 0.3, its passes cost more than they save). It changes nothing else: a guarded entry's
+    value moves by far less than float precision either way. On CUDA the guards always apply (no host
+    read inside a step)."""
+    return int(slow.sum()) * 4 > slow.numel()
 
 
 def log_one_minus_softmax(z: Tensor) -> Tensor:
@@ -110,8 +131,7 @@ def _log_one_minus(z: Tensor, floored: Tensor, a: Tensor) -> Tensor:
     at_top = torch.logsumexp(_floored(others), dim=-1, keepdim=True) - torch.logsumexp(floored, dim=-1, keepdim=True)
     # The largest entry is zeroed before log1p so that a == 1 there cannot put 0 * inf into the gradient.
     rest = a.scatter(-1, top, 0.0)
-    log_rest = torch.where(rest < TINY_SHARE, -rest, torch.log1p(-rest.clamp(min=TINY_SHARE)))
-    return log_rest.scatter(-1, top, at_top)
+    return _log1p_neg(rest, a).scatter(-1, top, at_top)
 
 
 def relaxed_topk_rounds(scores: Tensor, k: int, temperature: Tensor | float) -> Tensor:
