@@ -20,7 +20,8 @@ vector), and what this module does:
   caps the down-weighting at about -87 (float32): a feature whose perturbed logit leads by more
   than that is taken again by the next round (tests/test_new_selectors.py has the case).
 - Entries of r_j / T more than 60 below their row's largest are raised to that floor before any
-  exp (shares of e^-60 instead of smaller ones), and log1p is not evaluated at shares below 1e-15:
+  exp (shares of e^-60 instead of smaller ones), and log1p is not evaluated at shares below 1e-15,
+  each wherever more than 1 in 4 entries would need it (on CUDA always):
   torch's CPU exp and log1p slow down about 100x per element in those ranges, which at low T is most
   of them (``FLOOR_BELOW_MAX`` says why in full; benchmarks/bench_topk.py times it). In float32 the
   50 rounds at T <= 0.03 amplify rounding to order 1 with or without the floors, so a run is
@@ -76,12 +77,12 @@ NOISE_MODES = ("per_example", "per_batch")
 # softmax share is then e^-60 (about 1e-26) instead of something smaller, far below what a round that
 # sums to 1 resolves: the rounds agree with the unfloored recursion (relaxed_topk_rounds_reference) as
 # closely as that recursion's own float rounding allows (tests/test_new_selectors.py). log(1 - a) is -a
-# where a < TINY_SHARE (exact to float64 there) and log1p(-a) elsewhere; log1p is never evaluated at
-# the tiny shares.
+# where a < TINY_SHARE (exact to float64 there) and log1p(-a) elsewhere, so that log1p is not
+# evaluated at the tiny shares.
 # Why: as T falls most entries of r / T lie hundreds of units below the largest, and torch's CPU exp
 # and log1p take a slow path (about 100x per element) for arguments that underflow or whose intermediates
 # are subnormal, which at T <= 0.1 is most entries (benchmarks/bench_topk.py times both forms).
-# On CPU they apply where enough entries need them (_worth_it); on CUDA always.
+# Both guards apply where enough entries need them (_guarded).
 FLOOR_BELOW_MAX = 60.0
 TINY_SHARE = 1e-15
 
@@ -89,27 +90,23 @@ TINY_SHARE = 1e-15
 def _floored(z: Tensor) -> Tensor:
     """z with every entry below (row max - FLOOR_BELOW_MAX) raised to it; rows of -inf stay -inf."""
     floor = z.amax(dim=-1, keepdim=True).detach() - FLOOR_BELOW_MAX
-    if z.device.type == "cpu" and not _worth_it(z < floor):
-        return z
-    return z.clamp(min=floor)
+    return z.clamp(min=floor) if _guarded(z < floor) else z
 
 
 def _log1p_neg(rest: Tensor, a: Tensor) -> Tensor:
     """log(1 - rest) for 0 <= rest <= 1/2 (the round ``a`` with its largest entry zeroed): log1p(-rest),
-    and -rest where rest < TINY_SHARE (log1p is not evaluated there)."""
-    if a.device.type == "cpu" and not _worth_it(a < TINY_SHARE):  # a's largest entry is never tiny
+    and -rest where rest < TINY_SHARE once guarded."""
+    if not _guarded(a < TINY_SHARE):  # a, not rest: a's largest entry is never tiny, rest's zero would be
         return torch.log1p(-rest)
     return torch.where(rest < TINY_SHARE, -rest, torch.log1p(-rest.clamp(min=TINY_SHARE)))
 
 
-def _worth_it(slow: Tensor) -> bool:
-    """Whether guarding the entries flagged ``slow`` costs less than leaving them to the slow path. On
-    CPU, where reading the count is free, a guard (a few passes over the tensor, forward and backward)
-    pays once more than 1 in 4 entries would take the slow path (benchmarks/bench_topk.py: below that,
-    at T around 0.3, its passes cost more than they save). It changes nothing else: a guarded entry's
-    value moves by far less than float precision either way. On CUDA the guards always apply (no host
-    read inside a step)."""
-    return int(slow.sum()) * 4 > slow.numel()
+def _guarded(slow: Tensor) -> bool:
+    """Whether to guard the entries flagged ``slow``. On CUDA always (reading the count would stall the
+    step). On CPU, where reading it is free, once more than 1 in 4 entries would take the slow path: below
+    that (T around 0.3) the guard's own passes, forward and backward, cost more than they save
+    (benchmarks/bench_topk.py). Either way the values agree to far below float precision."""
+    return slow.device.type != "cpu" or int(slow.sum()) * 4 > slow.numel()
 
 
 def log_one_minus_softmax(z: Tensor) -> Tensor:
