@@ -69,6 +69,7 @@ from ipcae.data.registry import register  # noqa: E402
 from ipcae.data.rows import SparseRows  # noqa: E402
 from ipcae.data.splits import Splits  # noqa: E402
 from ipcae.module import FeatureSelectionModule  # noqa: E402
+from ipcae.results import machine  # noqa: E402
 
 DATASET = "synthetic_highdim"
 INFORMATIVE = 10
@@ -374,25 +375,6 @@ class LoadSampler:
         self._done.set()
         self._thread.join()
         return round(sum(self.samples) / len(self.samples), 2) if self.samples else None
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory_gb = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "platform": platform.platform()}
 
 
 def case_command(args: argparse.Namespace, method: str, d: int) -> list[str]:

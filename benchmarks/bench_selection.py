@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from ipcae import gumbel  # noqa: E402
 from ipcae.gumbel import relaxed_select, relaxed_select_reference, sample_gumbel  # noqa: E402
+from ipcae.results import cpu_model  # noqa: E402
 
 # (name, B, K, D): the reference's batch size and K for each dataset.
 SIZES = [("mnist", 128, 50, 784), ("mice", 16, 10, 77)]
@@ -62,16 +63,6 @@ def step(select: Callable, x: torch.Tensor, log_alpha: torch.Tensor, temperature
     # A weighted sum, so that the incoming gradient is not constant (as it is in training).
     (out * x[:, : out.shape[1]]).sum().backward()
     log_alpha.grad = None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

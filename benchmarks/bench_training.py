@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from omegaconf import open_dict  # noqa: E402
 
 from ipcae.atomic import write_json_atomic  # noqa: E402
 from ipcae.callbacks import annealed_temperature  # noqa: E402
-from ipcae.results import versions  # noqa: E402
+from ipcae.results import cpu_model, versions  # noqa: E402
 from ipcae.training import build_datamodule, build_model, train  # noqa: E402
 
 CASES = {
@@ -98,15 +97,7 @@ def summarize(times: list[float]) -> dict[str, float]:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
 def main() -> None:

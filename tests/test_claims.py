@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ipcae.results import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -51,13 +53,20 @@ def test_committed_paper_cell_reproduces(tmp_path: Path, real_data_dir: Path, mo
         for r in [json.loads(path.read_text())]
         if not r.get("overrides")
     ]
+    # CPU kernels round differently across CPU families, and 200 epochs carry a last-bit difference
+    # into the selection, so exact equality holds on the CPU the cell was made on. Cells from before
+    # results.json named its CPU hold none; this one is compared anyway, and a failure names both.
+    made_on = committed.get("machine", {}).get("cpu")
+    if made_on is not None and made_on != cpu_model():
+        pytest.skip(f"the committed cell was made on {made_on}; this machine is {cpu_model()}")
+    where = f"committed on {made_on or 'a CPU it does not record'}, rerun on {cpu_model()}"
     (rerun,) = sweep(
         tmp_path, "experiment=paper/mice_protein_classification", f"model={model}", "seed=0", "retrain=false",
         f"threads={committed['config']['threads']}",
         env={"IPCAE_DATA_DIR": str(real_data_dir)},
     )  # fmt: skip
-    assert rerun["selected_indices"] == committed["selected_indices"]
-    assert rerun["test"] == committed["test"]
+    assert rerun["selected_indices"] == committed["selected_indices"], where
+    assert rerun["test"] == committed["test"], where
     # The same model settings; keys added to the config since are at values that change nothing.
     added = {"optimizer": {"_target_": "torch.optim.Adam", "_partial_": True}}
     neutral = {"max_noise_elements": None, "max_map_gib": 2.0}

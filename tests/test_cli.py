@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from ipcae.results import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {
     "model", "selector", "dataset", "task", "k", "seed", "selected_indices", "selected_features",
     "unique_pct", "test", "best_epoch", "epochs", "n_train", "n_val", "n_test", "n_features",
-    "n_classes", "train_seconds", "epoch_seconds", "config", "versions",
+    "n_classes", "train_seconds", "epoch_seconds", "config", "versions", "machine",
 }  # fmt: skip
 
 
@@ -53,6 +55,8 @@ def test_train_digits_writes_results(tmp_path: Path) -> None:
     assert str(tmp_path) not in text and str(ROOT) not in text
     assert results["config"]["paths"]["output_dir"] == "<output_dir>"
     assert set(results["versions"]) == {"python", "torch", "lightning", "ipcae"}
+    # The CPU, because a run reproduces bit for bit only on the CPU family it was made on.
+    assert results["machine"]["cpu"] == cpu_model() and results["machine"]["cores"] == os.cpu_count()
     # Per-epoch log with the diagnostics the method asks for.
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     for column in ("train/unique_pct", "val/unique_pct", "train/temperature", "train/max_prob", "train/gjsd",

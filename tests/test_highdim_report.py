@@ -35,6 +35,10 @@ def test_page_is_generated_from_the_committed_results(tmp_path: Path) -> None:
         module.load_bench(ROOT / "benchmarks" / "results" / "highdim.jsonl")
     )
     assert len(cases) >= 1 and "| ALLAML | 7,129 |" in text
+    # Cases measured on different machines: the page names every CPU, not only the latest case's.
+    machines_line = next(line for line in text.splitlines() if line.startswith("Machines: "))
+    for cpu in {json.loads(case)["machine"]["cpu"] for case in cases}:
+        assert cpu in machines_line, cpu
 
 
 def test_time_slope_per_series_uses_median_epochs_and_reports_the_load(tmp_path: Path) -> None:

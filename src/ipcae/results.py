@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,31 @@ def versions() -> dict[str, str]:
         "lightning": lightning.__version__,
         "ipcae": ipcae.__version__,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """What a run ran on. Recorded because CPU kernels round differently across CPU families (an
+    Intel and an AMD core give a different last bit to the same matmul), so a run reproduces bit for
+    bit only on the CPU it was made on."""
+    memory_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory_gb = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": memory_gb, "platform": platform.platform()}
 
 
 def portable(value: Any, roots: dict[str, str]) -> Any:
@@ -139,6 +165,7 @@ def summarize(
         "overrides": cell_overrides(run_overrides()),
         "config": portable(config, machine_roots(cfg.get("paths"))),
         "versions": versions(),
+        "machine": machine(),
     }
 
 
